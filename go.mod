@@ -1,0 +1,3 @@
+module github.com/crhook/crhook
+
+go 1.26
