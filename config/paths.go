@@ -1,0 +1,64 @@
+package config
+
+import (
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+)
+
+// Paths holds every file and directory the loader reads, so tests can build
+// a whole tree under t.TempDir() and production code uses DefaultPaths.
+type Paths struct {
+	// CRIUDir holds default.conf and the runtime's file (runc.conf, crun.conf).
+	CRIUDir string
+	// UserCRIU is ~/.criu/default.conf of the user the runtime runs as;
+	// empty when that user has no home.
+	UserCRIU string
+	// Settings files, lowest precedence first: the shipped defaults, the
+	// admin's file, a drop-in directory (*.toml, lexical order) and the file
+	// named by $CRHOOK_CONFIG, which must exist when set.
+	SettingsDefault string
+	SettingsSystem  string
+	SettingsDropIn  string
+	SettingsEnv     string
+}
+
+// EnvConfig names the settings file that overrides all others.
+const EnvConfig = "CRHOOK_CONFIG"
+
+// DefaultPaths returns the system paths. The user layer comes from the
+// password database, not $HOME: podman strips HOME from the runtime's
+// environment, and CRIU itself would then skip ~/.criu/default.conf.
+func DefaultPaths() Paths {
+	p := Paths{
+		CRIUDir:         "/etc/criu",
+		SettingsDefault: "/usr/share/crhook/crhook.toml",
+		SettingsSystem:  "/etc/crhook/crhook.toml",
+		SettingsDropIn:  "/etc/crhook/crhook.d",
+		SettingsEnv:     os.Getenv(EnvConfig),
+	}
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil && u.HomeDir != "" {
+		p.UserCRIU = filepath.Join(u.HomeDir, ".criu", "default.conf")
+	}
+	return p
+}
+
+// SystemCRIU is /etc/criu/default.conf, where `crhook config set` writes.
+func (p Paths) SystemCRIU() string { return filepath.Join(p.CRIUDir, "default.conf") }
+
+// RuntimeCRIU lists the runtime's own CRIU files in the order they are
+// tried; the first that exists is the layer. crun >= 1.26 reads crun.conf,
+// and crhook falls back to runc.conf so existing setups keep working.
+func (p Paths) RuntimeCRIU(runtime string) []string {
+	runc := filepath.Join(p.CRIUDir, "runc.conf")
+	if filepath.Base(runtime) == "crun" {
+		return []string{filepath.Join(p.CRIUDir, "crun.conf"), runc}
+	}
+	return []string{runc}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,247 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// AnnotationPrefix starts the per-container option annotations:
+// io.crhook.criu.tcp-established=true.
+const AnnotationPrefix = "io.crhook.criu."
+
+// Origin says where a resolved option came from.
+type Origin struct {
+	File       string
+	Line       int
+	Annotation string // the annotation key, for the container layer
+}
+
+func (o Origin) String() string {
+	if o.Annotation != "" {
+		return "annotation " + o.Annotation
+	}
+	return fmt.Sprintf("%s:%d", o.File, o.Line)
+}
+
+// Setting is one resolved option.
+type Setting struct {
+	Option   *Option
+	Negated  bool
+	Value    string
+	HasValue bool
+	Origin   Origin
+}
+
+// Name is the option's spelling in a CRIU file, "no-" form included.
+func (s Setting) Name() string {
+	if s.Negated {
+		return "no-" + s.Option.Name
+	}
+	return s.Option.Name
+}
+
+// Line renders the setting as one CRIU config line.
+func (s Setting) Line() string {
+	return Format(Statement{Option: s.Option, Negated: s.Negated, Value: s.Value, HasValue: s.HasValue})
+}
+
+// Dropped is a setting that is kept off the container path, and why.
+type Dropped struct {
+	Setting
+	Reason string
+}
+
+// Layer is one file the resolver consulted.
+type Layer struct {
+	Path    string
+	Present bool
+}
+
+// Resolved is the option set CRIU gets for one container.
+type Resolved struct {
+	Options []Setting
+	Dropped []Dropped
+	Layers  []Layer
+}
+
+// Input is what the resolver needs besides the paths.
+type Input struct {
+	// Runtime is the wrapped runtime (path or name); it picks the runtime layer.
+	Runtime string
+	// Annotations of the container; only io.crhook.criu.* keys are read.
+	Annotations map[string]string
+	Settings    *Settings
+}
+
+// defaultOn lists negatable options that CRIU turns on by itself, so their
+// "no-" form must reach CRIU; for every other option "off" is the runtime's
+// default and writing "no-X" would override a flag podman passed this time
+// (podman container checkpoint --tcp-established).
+var defaultOn = map[string]bool{"ghost-fiemap": true}
+
+// CRIUFiles returns the CRIU option files in precedence order, lowest first,
+// with the runtime layer resolved to the first file that exists.
+func (p Paths) CRIUFiles(runtime string) []string {
+	files := []string{p.SystemCRIU()}
+	if p.UserCRIU != "" {
+		files = append(files, p.UserCRIU)
+	}
+	cands := p.RuntimeCRIU(runtime)
+	chosen := cands[len(cands)-1]
+	for _, c := range cands {
+		if fileExists(c) {
+			chosen = c
+			break
+		}
+	}
+	return append(files, chosen)
+}
+
+// Resolve merges the layers for one container following CRIU's rules: a
+// later layer wins per option, "no-" forms switch an option off, repeatable
+// options accumulate, and options the runtime owns are dropped.
+func Resolve(p Paths, in Input) (*Resolved, error) {
+	if in.Settings == nil {
+		return nil, fmt.Errorf("resolve: no settings given")
+	}
+	r := &Resolved{}
+	m := merger{res: r, settings: in.Settings, index: map[string]int{}}
+	for _, f := range p.CRIUFiles(in.Runtime) {
+		data, found, err := readTrusted(f)
+		if err != nil {
+			return nil, err
+		}
+		r.Layers = append(r.Layers, Layer{Path: f, Present: found})
+		if !found {
+			continue
+		}
+		stmts, err := Parse(f, data)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range stmts {
+			m.add(Setting{Option: st.Option, Negated: st.Negated, Value: st.Value, HasValue: st.HasValue,
+				Origin: Origin{File: f, Line: st.Line}})
+		}
+	}
+	ann, err := annotationSettings(in.Annotations, in.Settings)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range ann {
+		m.add(s)
+	}
+	m.finish()
+	return r, nil
+}
+
+type merger struct {
+	res      *Resolved
+	settings *Settings
+	index    map[string]int // option name -> position in res.Options
+}
+
+func (m *merger) add(s Setting) {
+	switch {
+	case s.Option.Owned:
+		m.res.Dropped = append(m.res.Dropped, Dropped{s, "set by the runtime for each checkpoint/restore"})
+		return
+	case m.settings.Denies(s.Option.Name):
+		m.res.Dropped = append(m.res.Dropped, Dropped{s, "denied by criu.deny in crhook.toml"})
+		return
+	}
+	if s.Option.Repeatable && s.HasValue {
+		m.res.Options = append(m.res.Options, s)
+		return
+	}
+	if i, ok := m.index[s.Option.Name]; ok {
+		m.res.Options[i] = s
+		return
+	}
+	m.index[s.Option.Name] = len(m.res.Options)
+	m.res.Options = append(m.res.Options, s)
+}
+
+// finish removes switched-off options that need not reach CRIU.
+func (m *merger) finish() {
+	kept := m.res.Options[:0]
+	for _, s := range m.res.Options {
+		if s.Negated && !defaultOn[s.Option.Name] {
+			continue
+		}
+		kept = append(kept, s)
+	}
+	m.res.Options = kept
+}
+
+// Get returns the effective setting of an option, if any layer set it.
+func (r *Resolved) Get(name string) (Setting, bool) {
+	opt, _, ok := Lookup(name)
+	if !ok {
+		return Setting{}, false
+	}
+	for i := len(r.Options) - 1; i >= 0; i-- {
+		if r.Options[i].Option == opt {
+			return r.Options[i], true
+		}
+	}
+	return Setting{}, false
+}
+
+// annotationSettings turns io.crhook.criu.* annotations into settings. A
+// container's creator chooses them, so anything off the allow-list, or
+// unsafe whatever the list says, fails the operation instead of being
+// silently ignored: the user asked for it and must learn it did not apply.
+func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
+	keys := make([]string, 0, len(ann))
+	for k := range ann {
+		if strings.HasPrefix(k, AnnotationPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []Setting
+	for _, key := range keys {
+		name, value := strings.TrimPrefix(key, AnnotationPrefix), ann[key]
+		opt, negated, ok := Lookup(name)
+		if !ok || negated {
+			return nil, fmt.Errorf("annotation %s: %w: %q%s", key, ErrUnknownOption, name, didYouMean(name))
+		}
+		if opt.Unsafe || opt.Owned || !s.AllowsAnnotation(opt.Name) {
+			why := "not on annotations.allow in crhook.toml"
+			if opt.Unsafe || opt.Owned {
+				why = "it names paths, code or runtime state, so containers may never set it"
+			}
+			return nil, fmt.Errorf("annotation %s: %w: %s; set it in /etc/criu/default.conf instead, or remove the annotation", key, ErrDenied, why)
+		}
+		set := Setting{Option: opt, Origin: Origin{Annotation: key}}
+		switch {
+		case opt.Arg != RequiredArg && value == "true":
+			// A switch, or an optional-value option used as one (ext-unix-sk).
+		case opt.Arg == NoArg && value == "false" && opt.Negatable:
+			set.Negated = true
+		case opt.Arg == NoArg:
+			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", key, value, ErrInvalidValue,
+				map[bool]string{true: " or false", false: ""}[opt.Negatable])
+		default:
+			if err := ValidateValue(opt, value); err != nil {
+				return nil, fmt.Errorf("annotation %s=%q: %w", key, value, err)
+			}
+			set.Value, set.HasValue = value, true
+		}
+		out = append(out, set)
+	}
+	return out, nil
+}
+
+// CheckFile parses one CRIU file with the loader's ownership rules. It
+// returns the number of options, or -1 when the file does not exist.
+func CheckFile(path string) (int, error) {
+	data, found, err := readTrusted(path)
+	if err != nil || !found {
+		return -1, err
+	}
+	stmts, err := Parse(path, data)
+	return len(stmts), err
+}

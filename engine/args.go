@@ -1,0 +1,79 @@
+package engine
+
+import "strings"
+
+// globalValueFlags are the global flags of runc and crun that take a value
+// as the next word; every other global flag is a switch or uses "=".
+var globalValueFlags = map[string]bool{
+	"--root": true, "--log": true, "--log-format": true, "--criu": true,
+	"--rootless": true, "--cgroup-manager": true, "--log-level": true,
+}
+
+// invocation is a runtime command line split the way runc reads it.
+type invocation struct {
+	args   []string // everything after argv[0], untouched
+	global []string // global flags before the subcommand
+	cmd    string   // the subcommand; "" for e.g. --version
+	rest   []string // the subcommand's own arguments
+}
+
+// parseArgs finds the subcommand among the global flags. It never fails:
+// anything it does not understand is passed through to the runtime as is.
+func parseArgs(args []string) invocation {
+	inv := invocation{args: args}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			inv.global, inv.cmd, inv.rest = args[:i], a, args[i+1:]
+			return inv
+		}
+		if globalValueFlags[a] {
+			i++
+		}
+	}
+	inv.global = args
+	return inv
+}
+
+// flag returns the value of a subcommand flag given as "--name V",
+// "--name=V" or, for names in short, "-s V".
+func (inv invocation) flag(name, short string) string {
+	for i, a := range inv.rest {
+		switch {
+		case (a == name || a == "-"+name[2:] || (short != "" && a == short)) && i+1 < len(inv.rest):
+			return inv.rest[i+1]
+		case strings.HasPrefix(a, name+"="):
+			return a[len(name)+1:]
+		}
+	}
+	return ""
+}
+
+// hasFlag reports whether a subcommand switch is present.
+func (inv invocation) hasFlag(name string) bool {
+	for _, a := range inv.rest {
+		if a == name || a == "-"+name[2:] || a == name+"=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// containerID is the last argument: podman and conmon always put the
+// container ID after the subcommand's flags.
+func (inv invocation) containerID() string {
+	if len(inv.rest) == 0 {
+		return ""
+	}
+	return inv.rest[len(inv.rest)-1]
+}
+
+// wantsHelp reports a --help or -h among the subcommand's arguments.
+func (inv invocation) wantsHelp() bool {
+	for _, a := range inv.rest {
+		if a == "--help" || a == "-h" {
+			return true
+		}
+	}
+	return false
+}

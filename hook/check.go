@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/crhook/crhook/config"
+)
+
+// checkFiles parses each CRIU file (or, with none named, every layer of
+// both runtimes and the crhook settings) and reports one line per file.
+// It returns how many failed.
+func checkFiles(out, errw io.Writer, files []string) int {
+	paths := config.DefaultPaths()
+	checkSettings := len(files) == 0
+	if checkSettings {
+		seen := map[string]bool{}
+		for _, rt := range []string{"runc", "crun"} {
+			for _, f := range paths.CRIUFiles(rt) {
+				if !seen[f] {
+					seen[f] = true
+					files = append(files, f)
+				}
+			}
+		}
+	}
+	bad := 0
+	for _, f := range files {
+		stmts, err := config.CheckFile(f)
+		switch {
+		case err != nil:
+			bad++
+			fmt.Fprintf(errw, "%v\n", err)
+		case stmts < 0:
+			fmt.Fprintf(out, "%s: absent\n", f)
+		default:
+			fmt.Fprintf(out, "%s: ok (%d options)\n", f, stmts)
+		}
+	}
+	if checkSettings {
+		s, err := config.LoadSettings(paths)
+		if err != nil {
+			bad++
+			fmt.Fprintf(errw, "%v\n", err)
+		} else {
+			for _, f := range s.Files {
+				fmt.Fprintf(out, "%s: ok\n", f)
+			}
+		}
+	}
+	return bad
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/engine"
+)
+
+// view is what `crhook config show` prints.
+type view struct {
+	Runtime   string
+	Container *engine.Container
+	Resolved  *config.Resolved
+}
+
+func (v *view) writeText(w io.Writer, origin bool) {
+	if c := v.Container; c != nil {
+		fmt.Fprintf(w, "# container %s (%s), runtime %s\n", c.Name, shortID(c.ID), c.Runtime)
+		if c.Bypass != "" {
+			fmt.Fprintf(w, "# bypasses crhook: %s\n", c.Bypass)
+		} else {
+			fmt.Fprintf(w, "# CRIU config: %s\n", c.CRIUConfig)
+		}
+		if c.ProcessLabel != "" || c.MountLabel != "" {
+			fmt.Fprintf(w, "# process label: %s\n# mount label: %s\n", orNone(c.ProcessLabel), orNone(c.MountLabel))
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, s := range v.Resolved.Options {
+		if origin {
+			fmt.Fprintf(tw, "%s\t# %s\n", s.Line(), s.Origin)
+		} else {
+			fmt.Fprintln(tw, s.Line())
+		}
+	}
+	tw.Flush()
+	for _, d := range v.Resolved.Dropped {
+		fmt.Fprintf(w, "# dropped: %s (%s): %s\n", d.Line(), d.Origin, d.Reason)
+	}
+}
+
+type jsonOrigin struct {
+	File       string `json:"file,omitempty"`
+	Line       int    `json:"line,omitempty"`
+	Annotation string `json:"annotation,omitempty"`
+}
+
+type jsonOption struct {
+	Name   string     `json:"name"`
+	Value  *string    `json:"value,omitempty"`
+	Origin jsonOrigin `json:"origin"`
+	Reason string     `json:"reason,omitempty"`
+}
+
+func toJSON(s config.Setting, reason string) jsonOption {
+	o := jsonOption{Name: s.Name(), Reason: reason,
+		Origin: jsonOrigin{File: s.Origin.File, Line: s.Origin.Line, Annotation: s.Origin.Annotation}}
+	if s.HasValue {
+		v := s.Value
+		o.Value = &v
+	}
+	return o
+}
+
+func (v *view) writeJSON(w io.Writer) error {
+	out := struct {
+		Runtime   string            `json:"runtime"`
+		Container *engine.Container `json:"container,omitempty"`
+		Layers    []config.Layer    `json:"layers"`
+		Options   []jsonOption      `json:"options"`
+		Dropped   []jsonOption      `json:"dropped"`
+	}{Runtime: v.Runtime, Container: v.Container, Layers: v.Resolved.Layers,
+		Options: []jsonOption{}, Dropped: []jsonOption{}}
+	for _, s := range v.Resolved.Options {
+		out.Options = append(out.Options, toJSON(s, ""))
+	}
+	for _, d := range v.Resolved.Dropped {
+		out.Dropped = append(out.Dropped, toJSON(d.Setting, d.Reason))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// writeGet prints one option: "true"/"false" for switches, else its
+// value(s), one per line, with the origin on stderr-free trailing comment.
+func (v *view) writeGet(w io.Writer, opt *config.Option) error {
+	found := false
+	for _, s := range v.Resolved.Options {
+		if s.Option != opt {
+			continue
+		}
+		found = true
+		if s.HasValue {
+			fmt.Fprintf(w, "%s\t# %s\n", s.Value, s.Origin)
+		} else {
+			fmt.Fprintf(w, "true\t# %s\n", s.Origin)
+		}
+	}
+	switch {
+	case found:
+		return nil
+	case opt.IsBool():
+		fmt.Fprintln(w, "false")
+		return nil
+	default:
+		return fmt.Errorf("%s is not set in any layer: CRIU's default applies", opt.Name)
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

@@ -1,0 +1,225 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpScript keeps an established loopback TCP connection busy inside the
+// container: a client sends numbered lines every 20 ms to a server that
+// appends them to /tmp/recv. Both ends are checkpointed together.
+const tcpScript = `sleep 1000000 | nc -l -p 5000 > /tmp/recv & sleep 0.3; ` +
+	`i=0; while :; do echo $i; i=$((i+1)); usleep 20000; done | nc 127.0.0.1 5000`
+
+// received returns the lines the server got; a last line without its
+// newline yet is left out.
+func received(t *testing.T, name string) []string {
+	t.Helper()
+	r := podman(t, "exec", name, "cat", "/tmp/recv")
+	if r.code != 0 {
+		return nil
+	}
+	lines := strings.SplitAfter(r.out, "\n")
+	var out []string
+	for _, l := range lines {
+		if strings.HasSuffix(l, "\n") {
+			out = append(out, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	return out
+}
+
+// assertSequence checks every number arrived once and in order.
+func assertSequence(t *testing.T, lines []string) {
+	t.Helper()
+	for i, l := range lines {
+		if l != strconv.Itoa(i) {
+			t.Fatalf("line %d is %q, want %d: bytes lost, duplicated or reordered (%d lines)", i, l, i, len(lines))
+		}
+	}
+}
+
+func startTCP(t *testing.T, extra ...string) string {
+	t.Helper()
+	name := startCtr(t, runtime, extra, tcpScript)
+	eventually(t, 10*time.Second, "TCP stream flowing in "+name, func() bool { return len(received(t, name)) > 5 })
+	return name
+}
+
+// checkpointFails asserts a checkpoint fails and leaves the container up.
+func checkpointFails(t *testing.T, name string, wantStderr ...string) result {
+	t.Helper()
+	r := podman(t, "container", "checkpoint", name)
+	if r.code == 0 {
+		t.Fatalf("checkpoint of %s succeeded, want failure", name)
+	}
+	for _, w := range wantStderr {
+		if !strings.Contains(r.err, w) {
+			t.Errorf("checkpoint stderr lacks %q:\n%s", w, r.err)
+		}
+	}
+	if !running(t, name) {
+		t.Fatalf("container %s is not running after a failed checkpoint", name)
+	}
+	return r
+}
+
+// checkpointRestore checkpoints and restores, then asserts the stream
+// keeps flowing with every number in order.
+func checkpointRestore(t *testing.T, name string) {
+	t.Helper()
+	mustPodman(t, "container", "checkpoint", name)
+	if running(t, name) {
+		t.Fatalf("%s still running after checkpoint", name)
+	}
+	mustPodman(t, "container", "restore", name)
+	before := len(received(t, name))
+	eventually(t, 10*time.Second, "stream continues after restore", func() bool {
+		return len(received(t, name)) > before+20
+	})
+	assertSequence(t, received(t, name))
+}
+
+func TestTCPNeedsConfigThenWorks(t *testing.T) {
+	need(t)
+	layers(t, nil)
+	name := startTCP(t)
+	checkpointFails(t, name, "criu failed")
+	if r := crhook(t, "config", "set", "tcp-established"); r.code != 0 {
+		t.Fatalf("crhook config set: %s", r)
+	}
+	checkpointRestore(t, name)
+}
+
+func TestDefaultConfAloneDoesNothingWithRunc(t *testing.T) {
+	need(t)
+	// The gap crhook closes: the same edit under plain runc is ignored.
+	layers(t, map[string]string{"/etc/criu/default.conf": "tcp-established\n"})
+	name := startCtr(t, "runc", nil, tcpScript)
+	eventually(t, 10*time.Second, "stream flowing", func() bool { return len(received(t, name)) > 5 })
+	checkpointFails(t, name, "criu failed")
+}
+
+func TestFileLocks(t *testing.T) {
+	need(t)
+	layers(t, nil)
+	name := startCtr(t, runtime, nil, `flock -x /tmp/lock sleep 1000000 & exec sleep 1000000`)
+	locked := func() bool { return podman(t, "exec", name, "flock", "-n", "-x", "/tmp/lock", "true").code != 0 }
+	eventually(t, 10*time.Second, "lock held", locked)
+	checkpointFails(t, name)
+	layers(t, map[string]string{"/etc/criu/default.conf": "# locks\nfile-locks\n"})
+	mustPodman(t, "container", "checkpoint", name)
+	mustPodman(t, "container", "restore", name)
+	if !locked() {
+		t.Fatal("after restore a second locker got the lock: the flock was not restored")
+	}
+}
+
+func TestAnnotationIsPerContainer(t *testing.T) {
+	need(t)
+	layers(t, nil)
+	with := startTCP(t, "--annotation", "io.crhook.criu.tcp-established=true")
+	without := startTCP(t)
+	checkpointFails(t, without, "criu failed")
+	checkpointRestore(t, with)
+}
+
+func TestPrecedence(t *testing.T) {
+	need(t)
+	layers(t, map[string]string{
+		"/etc/criu/default.conf": "tcp-established\n",
+		"/etc/criu/runc.conf":    "no-tcp-established\n",
+	})
+	plain := startTCP(t)
+	checkpointFails(t, plain, "criu failed")
+	show := crhook(t, "config", "show", "--origin", "--container", plain)
+	if strings.Contains(show.out, "tcp-established") && !strings.Contains(show.out, "no-tcp-established") {
+		t.Errorf("config show claims tcp-established is on:\n%s", show.out)
+	}
+	annotated := startTCP(t, "--annotation", "io.crhook.criu.tcp-established=true")
+	checkpointRestore(t, annotated)
+}
+
+func TestDeniedAnnotation(t *testing.T) {
+	need(t)
+	layers(t, nil)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	script := filepath.Join(dir, "x")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := startCtr(t, runtime, []string{"--annotation", "io.crhook.criu.action-script=" + script}, "exec sleep 1000000")
+	checkpointFails(t, name, "io.crhook.criu.action-script")
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the denied action script ran")
+	}
+}
+
+func TestBrokenLayerFailsCheckpointOnly(t *testing.T) {
+	need(t)
+	layers(t, map[string]string{"/etc/criu/default.conf": "# ok\ntcp-established \"unterminated\n"})
+	name := startCtr(t, runtime, nil, "exec sleep 1000000")
+	checkpointFails(t, name, "/etc/criu/default.conf:2")
+	r := podman(append(append([]string{"--runtime", runtime, "run", "--rm"}, limits...), image, "echo", "ran")...)
+	if r.code != 0 || strings.TrimSpace(r.out) != "ran" {
+		t.Fatalf("podman run with a broken layer: %s", r)
+	}
+	if out := mustPodman(t, "exec", name, "echo", "exec"); strings.TrimSpace(out) != "exec" {
+		t.Fatalf("exec: %q", out)
+	}
+	mustPodman(t, "stop", "-t", "1", name)
+	mustPodman(t, "rm", name)
+}
+
+func TestCheckpointVariants(t *testing.T) {
+	need(t)
+	layers(t, map[string]string{"/etc/criu/default.conf": "tcp-established\n"})
+	name := startTCP(t)
+
+	// --leave-running: the container keeps going and the stream too.
+	mustPodman(t, "container", "checkpoint", "--leave-running", name)
+	if !running(t, name) {
+		t.Fatal("not running after checkpoint --leave-running")
+	}
+
+	// --export, then --import under a new name while the original is gone.
+	archive := filepath.Join(t.TempDir(), "ckpt.tar.gz")
+	mustPodman(t, "container", "checkpoint", "--export", archive, name)
+	copyName := name + "-copy"
+	t.Cleanup(func() { podman(t, "rm", "-f", "-t", "0", copyName) })
+	mustPodman(t, "container", "restore", "--import", archive, "--name", copyName)
+	before := len(received(t, copyName))
+	eventually(t, 10*time.Second, "imported copy streams", func() bool { return len(received(t, copyName)) > before+20 })
+	assertSequence(t, received(t, copyName))
+	mustPodman(t, "rm", "-f", "-t", "0", copyName)
+
+	// --keep leaves the checkpoint files behind after restore.
+	mustPodman(t, "container", "restore", "--keep", name)
+	mustPodman(t, "container", "checkpoint", name)
+	mustPodman(t, "container", "restore", "--keep", name)
+	dir := strings.TrimSpace(mustPodman(t, "inspect", "--format", "{{.StaticDir}}", name))
+	if _, err := os.Stat(filepath.Join(dir, "checkpoint")); err != nil {
+		t.Fatalf("restore --keep removed the checkpoint: %v", err)
+	}
+}
+
+func TestContainerCreatedWithoutCrhook(t *testing.T) {
+	need(t)
+	layers(t, nil)
+	name := startCtr(t, "runc", nil, "exec sleep 1000000")
+	r := crhook(t, "config", "show", "--container", name)
+	if r.code != 0 || !strings.Contains(r.out, "bypasses crhook") {
+		t.Fatalf("config show --container on a runc container: %s", r)
+	}
+	if out := mustPodman(t, "exec", name, "echo", "fine"); strings.TrimSpace(out) != "fine" {
+		t.Fatalf("exec: %q", out)
+	}
+	mustPodman(t, "stop", "-t", "1", name)
+}

@@ -1,0 +1,124 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// result is one finished command.
+type result struct {
+	out, err string
+	code     int
+}
+
+func (r result) String() string {
+	return "exit " + strconv.Itoa(r.code) + "\nstdout: " + r.out + "\nstderr: " + r.err
+}
+
+func run(t *testing.T, name string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	r := result{out: o.String(), err: e.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return r
+}
+
+func podman(t *testing.T, args ...string) result {
+	t.Helper()
+	return run(t, "podman", args...)
+}
+
+// mustPodman fails the test unless podman exits 0.
+func mustPodman(t *testing.T, args ...string) string {
+	t.Helper()
+	r := podman(t, args...)
+	if r.code != 0 {
+		t.Fatalf("podman %s: %s", strings.Join(args, " "), r)
+	}
+	return r.out
+}
+
+func crhook(t *testing.T, args ...string) result {
+	t.Helper()
+	return run(t, crhookBin, args...)
+}
+
+// limits work around this host's missing CAP_SYS_RESOURCE: podman's
+// default nofile of 1048576 makes runc fail to set the rlimit.
+var limits = []string{"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"}
+
+// startCtr runs a detached container of the test image under runtime rt
+// and removes it when the test ends. extra goes before the image.
+func startCtr(t *testing.T, rt string, extra []string, script string) string {
+	t.Helper()
+	name := "crhook-e2e-" + randHex(4)
+	args := append([]string{"--runtime", rt, "run", "-d", "--name", name}, limits...)
+	args = append(args, extra...)
+	args = append(args, image, "sh", "-c", script)
+	mustPodman(t, args...)
+	t.Cleanup(func() { podman(t, "rm", "-f", "-t", "0", name) })
+	return name
+}
+
+func running(t *testing.T, name string) bool {
+	t.Helper()
+	r := podman(t, "inspect", "--format", "{{.State.Running}}", name)
+	return r.code == 0 && strings.TrimSpace(r.out) == "true"
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// layers replaces the system CRIU layers for one test: files not named
+// are removed. TestMain restores the originals at the end.
+func layers(t *testing.T, files map[string]string) {
+	t.Helper()
+	for _, f := range criuLayers {
+		content, ok := files[f]
+		if !ok {
+			_ = os.Remove(f)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
