@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -109,16 +110,29 @@ func TestDefaultConfAloneDoesNothingWithRunc(t *testing.T) {
 func TestFileLocks(t *testing.T) {
 	need(t)
 	layers(t, nil)
-	name := startCtr(t, runtime, nil, `flock -x /tmp/lock sleep 1000000 & exec sleep 1000000`)
-	locked := func() bool { return podman(t, "exec", name, "flock", "-n", "-x", "/tmp/lock", "true").code != 0 }
+	locker := buildLocker(t)
+	name := startCtr(t, runtime, []string{"-v", locker + ":/locker:ro"}, `exec /locker hold /tmp/lock`)
+	locked := func() bool { return podman(t, "exec", name, "/locker", "try", "/tmp/lock").code == 1 }
 	eventually(t, 10*time.Second, "lock held", locked)
-	checkpointFails(t, name)
+	checkpointFails(t, name, "criu failed")
 	layers(t, map[string]string{"/etc/criu/default.conf": "# locks\nfile-locks\n"})
 	mustPodman(t, "container", "checkpoint", name)
 	mustPodman(t, "container", "restore", name)
 	if !locked() {
 		t.Fatal("after restore a second locker got the lock: the flock was not restored")
 	}
+}
+
+// buildLocker builds the static lock helper the test image lacks.
+func buildLocker(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "locker")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/locker")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build locker: %v\n%s", err, b)
+	}
+	return out
 }
 
 func TestAnnotationIsPerContainer(t *testing.T) {
@@ -164,10 +178,20 @@ func TestDeniedAnnotation(t *testing.T) {
 
 func TestBrokenLayerFailsCheckpointOnly(t *testing.T) {
 	need(t)
-	layers(t, map[string]string{"/etc/criu/default.conf": "# ok\ntcp-established \"unterminated\n"})
+	broken := "# ok\ntcp-established \"unterminated\n"
+	// runc.conf is read by crhook only, so crhook reports it on checkpoint.
+	layers(t, map[string]string{"/etc/criu/runc.conf": broken})
 	name := startCtr(t, runtime, nil, "exec sleep 1000000")
-	checkpointFails(t, name, "/etc/criu/default.conf:2")
-	r := podman(append(append([]string{"--runtime", runtime, "run", "--rm"}, limits...), image, "echo", "ran")...)
+	checkpointFails(t, name, "/etc/criu/runc.conf:2:")
+	// CRIU reads default.conf for every command, so podman's own CRIU
+	// version probe fails before crhook runs; `crhook config check` then
+	// names the line, and nothing else breaks.
+	layers(t, map[string]string{"/etc/criu/default.conf": broken})
+	checkpointFails(t, name)
+	if r := crhook(t, "config", "check"); r.code != 1 || !strings.Contains(r.err, "/etc/criu/default.conf:2:") {
+		t.Errorf("crhook config check on a broken default.conf: %s", r)
+	}
+	r := podman(t, append(append([]string{"--runtime", runtime, "run", "--rm"}, limits...), image, "echo", "ran")...)
 	if r.code != 0 || strings.TrimSpace(r.out) != "ran" {
 		t.Fatalf("podman run with a broken layer: %s", r)
 	}
@@ -188,6 +212,10 @@ func TestCheckpointVariants(t *testing.T) {
 	if !running(t, name) {
 		t.Fatal("not running after checkpoint --leave-running")
 	}
+	before := len(received(t, name))
+	eventually(t, 10*time.Second, "stream continues after --leave-running", func() bool {
+		return len(received(t, name)) > before+10
+	})
 
 	// --export, then --import under a new name while the original is gone.
 	archive := filepath.Join(t.TempDir(), "ckpt.tar.gz")
@@ -195,16 +223,22 @@ func TestCheckpointVariants(t *testing.T) {
 	copyName := name + "-copy"
 	t.Cleanup(func() { podman(t, "rm", "-f", "-t", "0", copyName) })
 	mustPodman(t, "container", "restore", "--import", archive, "--name", copyName)
-	before := len(received(t, copyName))
+	before = len(received(t, copyName))
 	eventually(t, 10*time.Second, "imported copy streams", func() bool { return len(received(t, copyName)) > before+20 })
 	assertSequence(t, received(t, copyName))
-	mustPodman(t, "rm", "-f", "-t", "0", copyName)
 
-	// --keep leaves the checkpoint files behind after restore.
-	mustPodman(t, "container", "restore", "--keep", name)
-	mustPodman(t, "container", "checkpoint", name)
-	mustPodman(t, "container", "restore", "--keep", name)
-	dir := strings.TrimSpace(mustPodman(t, "inspect", "--format", "{{.StaticDir}}", name))
+	// --keep leaves the checkpoint files behind after restore. A fresh
+	// container: restoring the exported original again is podman's
+	// business (it reapplies its own rootfs diff), not crhook's.
+	kept := startTCP(t)
+	mustPodman(t, "container", "checkpoint", kept)
+	mustPodman(t, "container", "restore", "--keep", kept)
+	before = len(received(t, kept))
+	eventually(t, 10*time.Second, "stream continues after restore --keep", func() bool {
+		return len(received(t, kept)) > before+10
+	})
+	assertSequence(t, received(t, kept))
+	dir := strings.TrimSpace(mustPodman(t, "inspect", "--format", "{{.StaticDir}}", kept))
 	if _, err := os.Stat(filepath.Join(dir, "checkpoint")); err != nil {
 		t.Fatalf("restore --keep removed the checkpoint: %v", err)
 	}
