@@ -55,6 +55,7 @@ bench: setup build
 	$(GOTEST) -tags e2e -run TestBenchmarkTable -v -timeout 30m ./tests/... | sed -n '/^BENCH/,$$p'
 
 demo: setup build
+	$(MAKE) --no-print-directory install
 	bash tests/demo.sh
 
 install: build

@@ -1,0 +1,195 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// tree builds a whole config tree under a temp dir and returns its Paths.
+func tree(t *testing.T, files map[string]string) Paths {
+	t.Helper()
+	root := t.TempDir()
+	p := Paths{
+		CRIUDir:         filepath.Join(root, "etc/criu"),
+		UserCRIU:        filepath.Join(root, "home/.criu/default.conf"),
+		SettingsDefault: filepath.Join(root, "usr/share/crhook/crhook.toml"),
+		SettingsSystem:  filepath.Join(root, "etc/crhook/crhook.toml"),
+		SettingsDropIn:  filepath.Join(root, "etc/crhook/crhook.d"),
+	}
+	for rel, content := range files {
+		path := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// summary renders resolved options as "line@origin-basename:line", short
+// enough to compare in a table.
+func summary(r *Resolved) []string {
+	var out []string
+	for _, s := range r.Options {
+		o := s.Origin.Annotation
+		if o == "" {
+			o = filepath.Base(s.Origin.File) + ":" + strconv.Itoa(s.Origin.Line)
+		}
+		out = append(out, s.Line()+"@"+o)
+	}
+	return out
+}
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name        string
+		files       map[string]string
+		runtime     string
+		ann         map[string]string
+		want        []string
+		wantDropped []string
+		wantErr     error
+	}{
+		{
+			name:  "layers merge, each option keeps its origin",
+			files: map[string]string{"etc/criu/default.conf": "tcp-established\n", "home/.criu/default.conf": "shell-job\n", "etc/criu/runc.conf": "ghost-limit 1M\n"},
+			want:  []string{"tcp-established@default.conf:1", "shell-job@default.conf:1", "ghost-limit 1M@runc.conf:1"},
+		},
+		{
+			name:  "no- form in a later layer switches an option off",
+			files: map[string]string{"etc/criu/default.conf": "tcp-established\nfile-locks\n", "etc/criu/runc.conf": "no-tcp-established\n"},
+			want:  []string{"file-locks@default.conf:2"},
+		},
+		{
+			name:  "later layer wins for single-valued options",
+			files: map[string]string{"etc/criu/default.conf": "ghost-limit 1M\n", "home/.criu/default.conf": "ghost-limit 2M\n"},
+			want:  []string{"ghost-limit 2M@default.conf:1"},
+		},
+		{
+			name:  "repeatable options accumulate across layers",
+			files: map[string]string{"etc/criu/default.conf": "enable-fs a\n", "etc/criu/runc.conf": "enable-fs b\n"},
+			want:  []string{"enable-fs a@default.conf:1", "enable-fs b@runc.conf:1"},
+		},
+		{
+			name:        "options the runtime owns are dropped",
+			files:       map[string]string{"etc/criu/default.conf": "log-file /tmp/x.log\ntcp-established\n"},
+			want:        []string{"tcp-established@default.conf:2"},
+			wantDropped: []string{"log-file /tmp/x.log"},
+		},
+		{
+			name:        "deny list drops",
+			files:       map[string]string{"etc/criu/default.conf": "auto-dedup\n", "etc/crhook/crhook.toml": "[criu]\ndeny = [\"auto-dedup\"]\n"},
+			wantDropped: []string{"auto-dedup"},
+		},
+		{
+			name:  "annotation beats every file",
+			files: map[string]string{"etc/criu/default.conf": "ghost-limit 1M\n", "etc/criu/runc.conf": "no-tcp-established\n"},
+			ann:   map[string]string{"io.crhook.criu.tcp-established": "true", "io.crhook.criu.ghost-limit": "5M", "other": "x"},
+			want:  []string{"ghost-limit 5M@io.crhook.criu.ghost-limit", "tcp-established@io.crhook.criu.tcp-established"},
+		},
+		{
+			name:  "annotation false switches a file's option off",
+			files: map[string]string{"etc/criu/default.conf": "tcp-established\n"},
+			ann:   map[string]string{"io.crhook.criu.tcp-established": "false"},
+		},
+		{
+			name:    "unsafe annotation is refused",
+			ann:     map[string]string{"io.crhook.criu.action-script": "/tmp/x"},
+			wantErr: ErrDenied,
+		},
+		{
+			name:    "annotation off the allow-list is refused",
+			ann:     map[string]string{"io.crhook.criu.auto-dedup": "true"},
+			files:   map[string]string{"etc/crhook/crhook.toml": "[annotations]\nallow = [\"tcp-established\"]\n"},
+			wantErr: ErrDenied,
+		},
+		{
+			name:    "unknown annotation option",
+			ann:     map[string]string{"io.crhook.criu.tcp-establish": "true"},
+			wantErr: ErrUnknownOption,
+		},
+		{
+			name:    "bad boolean annotation",
+			ann:     map[string]string{"io.crhook.criu.tcp-established": "yes"},
+			wantErr: ErrInvalidValue,
+		},
+		{
+			name:    "crun prefers crun.conf",
+			runtime: "/usr/bin/crun",
+			files:   map[string]string{"etc/criu/crun.conf": "shell-job\n", "etc/criu/runc.conf": "file-locks\n"},
+			want:    []string{"shell-job@crun.conf:1"},
+		},
+		{
+			name:    "crun falls back to runc.conf",
+			runtime: "crun",
+			files:   map[string]string{"etc/criu/runc.conf": "file-locks\n"},
+			want:    []string{"file-locks@runc.conf:1"},
+		},
+		{
+			name:    "a layer that does not parse fails with its name",
+			files:   map[string]string{"etc/criu/runc.conf": "tcp-established \"open\n"},
+			wantErr: ErrSyntax,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tree(t, tc.files)
+			s, err := LoadSettings(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt := tc.runtime
+			if rt == "" {
+				rt = "runc"
+			}
+			r, err := Resolve(p, Input{Runtime: rt, Annotations: tc.ann, Settings: s})
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(summary(r), "|"); got != strings.Join(tc.want, "|") {
+				t.Errorf("options:\n got %s\nwant %s", got, strings.Join(tc.want, "|"))
+			}
+			var dropped []string
+			for _, d := range r.Dropped {
+				dropped = append(dropped, d.Line())
+			}
+			if got := strings.Join(dropped, "|"); got != strings.Join(tc.wantDropped, "|") {
+				t.Errorf("dropped: got %q want %q", got, strings.Join(tc.wantDropped, "|"))
+			}
+		})
+	}
+}
+
+func TestResolveErrorNamesFileAndLine(t *testing.T) {
+	p := tree(t, map[string]string{"etc/criu/default.conf": "# fine\nshell-job\ntcp-established \"open\n"})
+	_, err := Resolve(p, Input{Runtime: "runc", Settings: Fallback()})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(p.CRIUDir, "default.conf")+":3:") {
+		t.Fatalf("error %q does not name default.conf:3:COL", err)
+	}
+}
+
+func TestResolveRefusesWritableLayerAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ownership checks apply only when crhook runs as root")
+	}
+	p := tree(t, map[string]string{"etc/criu/default.conf": "tcp-established\n"})
+	if err := os.Chmod(p.SystemCRIU(), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Resolve(p, Input{Runtime: "runc", Settings: Fallback()})
+	if !errors.Is(err, ErrUnsafeFile) || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Fatalf("err = %v, want ErrUnsafeFile with a chmod hint", err)
+	}
+}
