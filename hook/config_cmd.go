@@ -203,4 +203,3 @@ func suggestion(name string) string {
 	}
 	return ""
 }
-

@@ -27,7 +27,9 @@ var passSteps = []step{
 	{"ps", func(c string) []string {
 		return []string{"ps", "--filter", "name=^" + c + "$", "--format", "{{.Image}} {{.Command}} {{.Status}}"}
 	}},
-	{"inspect", func(c string) []string { return []string{"inspect", "--format", "{{.State.Status}} {{.Config.Cmd}}", c} }},
+	{"inspect", func(c string) []string {
+		return []string{"inspect", "--format", "{{.State.Status}} {{.Config.Cmd}}", c}
+	}},
 	{"kill", func(c string) []string { return []string{"kill", "--signal", "USR1", c} }},
 	{"stop", func(c string) []string { return []string{"stop", "-t", "1", c} }},
 	{"exit code", func(c string) []string { return []string{"inspect", "--format", "{{.State.ExitCode}}", c} }},
