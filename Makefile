@@ -52,7 +52,8 @@ lint:
 
 bench: setup build
 	$(GO) test -run '^$$' -bench . -benchmem ./config ./engine
-	$(GOTEST) -tags e2e -run TestBenchmarkTable -v -timeout 30m ./tests/... | sed -n '/^BENCH/,$$p'
+	CRHOOK_BENCH=1 $(GOTEST) -tags e2e -run TestBenchmarkTable -v -timeout 30m ./tests/... | grep -v '^=== RUN'
+
 
 demo: setup build
 	$(MAKE) --no-print-directory install

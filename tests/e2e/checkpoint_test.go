@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func TestDefaultConfAloneDoesNothingWithRunc(t *testing.T) {
 func TestFileLocks(t *testing.T) {
 	need(t)
 	layers(t, nil)
-	locker := buildLocker(t)
+	locker := buildHelper(t, "locker")
 	name := startCtr(t, runtime, []string{"-v", locker + ":/locker:ro"}, `exec /locker hold /tmp/lock`)
 	locked := func() bool { return podman(t, "exec", name, "/locker", "try", "/tmp/lock").code == 1 }
 	eventually(t, 10*time.Second, "lock held", locked)
@@ -121,18 +120,6 @@ func TestFileLocks(t *testing.T) {
 	if !locked() {
 		t.Fatal("after restore a second locker got the lock: the flock was not restored")
 	}
-}
-
-// buildLocker builds the static lock helper the test image lacks.
-func buildLocker(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "locker")
-	cmd := exec.Command("go", "build", "-o", out, "./testdata/locker")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build locker: %v\n%s", err, b)
-	}
-	return out
 }
 
 func TestAnnotationIsPerContainer(t *testing.T) {
