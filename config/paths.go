@@ -62,3 +62,26 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// Under returns the same layout below root: `crhook --root DIR` checks an
+// installed tree (an RPM build root, a container image) without chroot,
+// and tests point the CLI at a scratch tree.
+func (p Paths) Under(root string) Paths {
+	if root == "" || root == "/" {
+		return p
+	}
+	join := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return filepath.Join(root, s)
+	}
+	return Paths{
+		CRIUDir:         join(p.CRIUDir),
+		UserCRIU:        join(p.UserCRIU),
+		SettingsDefault: join(p.SettingsDefault),
+		SettingsSystem:  join(p.SettingsSystem),
+		SettingsDropIn:  join(p.SettingsDropIn),
+		SettingsEnv:     p.SettingsEnv, // named by the user: taken as given
+	}
+}

@@ -11,12 +11,12 @@ import (
 // both runtimes and the crhook settings) and reports one line per file.
 // It returns how many failed.
 func checkFiles(out, errw io.Writer, files []string) int {
-	paths := config.DefaultPaths()
+	p := paths()
 	checkSettings := len(files) == 0
 	if checkSettings {
 		seen := map[string]bool{}
 		for _, rt := range []string{"runc", "crun"} {
-			for _, f := range paths.CRIUFiles(rt) {
+			for _, f := range p.CRIUFiles(rt) {
 				if !seen[f] {
 					seen[f] = true
 					files = append(files, f)
@@ -38,7 +38,7 @@ func checkFiles(out, errw io.Writer, files []string) int {
 		}
 	}
 	if checkSettings {
-		s, err := config.LoadSettings(paths)
+		s, err := config.LoadSettings(p)
 		if err != nil {
 			bad++
 			fmt.Fprintf(errw, "%v\n", err)

@@ -55,8 +55,8 @@ func newShowCmd() *cobra.Command {
 }
 
 func resolveView(f showFlags) (*view, error) {
-	paths := config.DefaultPaths()
-	settings, err := config.LoadSettings(paths)
+	p := paths()
+	settings, err := config.LoadSettings(p)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func resolveView(f showFlags) (*view, error) {
 		v.Container = ctr
 		in.Annotations = ctr.Annotations
 	}
-	if v.Resolved, err = config.Resolve(paths, in); err != nil {
+	if v.Resolved, err = config.Resolve(p, in); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -115,17 +115,17 @@ func (f *fileFlags) register(c *cobra.Command) {
 }
 
 func (f *fileFlags) target() (string, error) {
-	paths := config.DefaultPaths()
+	p := paths()
 	switch {
 	case f.file != "":
 		return f.file, nil
 	case f.user:
-		if paths.UserCRIU == "" {
+		if p.UserCRIU == "" {
 			return "", errors.New("the current user has no home directory: use --file")
 		}
-		return paths.UserCRIU, nil
+		return p.UserCRIU, nil
 	default:
-		return paths.SystemCRIU(), nil
+		return p.SystemCRIU(), nil
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/crhook/crhook/config"
 )
 
 func newRootCmd() *cobra.Command {
@@ -16,6 +18,13 @@ the layers into one file per container and points the runtime at it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&rootDir, "root", "", "read and edit the files below this directory instead of /")
 	root.AddCommand(newConfigCmd())
 	return root
 }
+
+// rootDir is the --root flag: every default path is taken below it.
+var rootDir string
+
+// paths are the search paths the CLI uses, honouring --root.
+func paths() config.Paths { return config.DefaultPaths().Under(rootDir) }
