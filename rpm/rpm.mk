@@ -25,7 +25,10 @@ RPM_COMPAT  := $(if $(shell rpm --eval '%{?selinux_modules_install}' 2>/dev/null
 RPM_NODEPS  := $(shell rpm -q --quiet rpm-build 2>/dev/null || echo --nodeps)
 # No SELinux sources yet (another change adds them): build without the subpackage.
 RPM_WITH    := $(if $(wildcard selinuxpolicy/crhook.te),,--without selinux)
-RPMBUILD     = rpmbuild --define '_topdir $(RPM_TOPDIR)' $(RPM_COMPAT) $(RPM_NODEPS) $(RPM_WITH)
+# env -u: make variables given on our command line travel in MAKEFLAGS and
+# would reach the SELinux devel Makefile that %build runs (PREFIX, NAME...).
+RPMBUILD     = env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u MAKEOVERRIDES \
+	rpmbuild --define '_topdir $(RPM_TOPDIR)' $(RPM_COMPAT) $(RPM_NODEPS) $(RPM_WITH)
 
 .PHONY: man install-man dist srpm rpm rpmlint rpm-check
 
