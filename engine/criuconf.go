@@ -70,6 +70,10 @@ func Render(id string, r *config.Resolved) []byte {
 // file 0600, root-owned, through an O_NOFOLLOW temp file and rename, so
 // runc never reads a half-written file and nothing can redirect the write.
 func WriteConf(path string, data []byte) error {
+	return withStateLabel(func() error { return writeConf(path, data) })
+}
+
+func writeConf(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state directory %q: %w", dir, err)

@@ -20,7 +20,7 @@ PACKAGES=(
 	libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev
 	uuid-dev libaio-dev
 	# SELinux policy checks and RPM packaging (later issues)
-	selinux-policy-dev checkpolicy semodule-utils setools policycoreutils
+	selinux-policy-dev selinux-policy-default checkpolicy semodule-utils setools policycoreutils
 	rpm rpmlint go-md2man
 )
 
