@@ -41,6 +41,7 @@ test: setup build
 	$(GOTEST) ./...
 	$(GOTEST) -tags e2e -timeout 15m ./tests/...
 	$(MAKE) --no-print-directory selinux-check
+	$(MAKE) --no-print-directory rpm-check
 
 unit:
 	$(GOTEST) ./...
@@ -76,3 +77,4 @@ clean:
 	rm -rf bin
 
 -include selinuxpolicy/selinux.mk
+-include rpm/rpm.mk
