@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/engine/diagnose"
 )
 
 // Runtime is crhook-runtime: the OCI runtime podman calls. args are the
@@ -53,7 +55,7 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 		}
 		return r.checkpointRestore()
 	case "delete":
-		code := r.run()
+		code := r.run(nil)
 		if code == 0 {
 			if err := RemoveState(settings.StateDir, inv.containerID()); err != nil {
 				fmt.Fprintf(stderr, "crhook: %v\n", err)
@@ -117,7 +119,38 @@ func (r *runner) checkpointRestore() int {
 		}
 		return 1
 	}
-	return r.run()
+	// runc's own stderr goes to podman as always; a copy is kept because
+	// some failures (pre-dump on this kernel) leave CRIU's log empty.
+	var out bytes.Buffer
+	code := r.run(&out)
+	if code != 0 {
+		r.explain(id, out.String())
+	}
+	return code
+}
+
+// explain prints what went wrong and how to fix it, read from the CRIU log
+// of this operation. It runs only on failure, so success costs nothing.
+func (r *runner) explain(id, runtimeOutput string) {
+	dir := r.inv.flag("--work-path", "")
+	if dir == "" {
+		dir = r.inv.flag("--image-path", "") // runc's default work dir
+	}
+	op, log := diagnose.OpDump, "dump.log"
+	if r.inv.cmd == "restore" {
+		op, log = diagnose.OpRestore, "restore.log"
+	}
+	d, _ := diagnose.Explain(filepath.Join(dir, log), diagnose.Context{
+		Operation: op, ContainerName: shortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
+	})
+	fmt.Fprint(r.stderr, d.Text())
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // checkpointAnnotations asks the runtime for the container's annotations,
@@ -171,10 +204,13 @@ func (r *runner) exec() int {
 // crhook got (conmon passes console sockets and sync pipes without
 // CLOEXEC), receives every signal crhook gets, and its exit status
 // becomes crhook's.
-func (r *runner) run() int {
+func (r *runner) run(keepStderr *bytes.Buffer) int {
 	cmd := exec.Command(r.runtime, r.inv.args...)
 	cmd.Args[0] = r.runtime
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if keepStderr != nil {
+		cmd.Stderr = io.MultiWriter(os.Stderr, keepStderr)
+	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
