@@ -1,0 +1,395 @@
+package config
+
+// The editor behind `crhook config set` and `crhook config unset`.
+//
+// A CRIU option file is edited as a list of lines, each paired with the
+// statement the parser found on it (CRIU reads at most one option per
+// line). Only the lines an edit is about are touched; every other line,
+// comment, blank line, CRLF ending and a missing final newline go back byte
+// for byte, because these files are written by people and by config
+// management and a diff should show exactly the change asked for.
+//
+// Safety rules, in the order they apply:
+//   - the option and its value are checked against the catalog before the
+//     file is even opened, so a typo leaves the file as it was;
+//   - a file that does not parse is never rewritten: CRIU would reject it
+//     anyway and rewriting it could hide or move the broken line;
+//   - the result is parsed again and must hold exactly the statements the
+//     edit meant to leave, else nothing is written (guards against a
+//     canonical line that CRIU's quirky tokenizer would read differently);
+//   - the file is replaced atomically (temporary file in the same
+//     directory, fsync, rename, directory fsync) with its mode and owner;
+//   - editors are serialised by an flock on the directory (edit_linux.go).
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// newFileMode is the mode of a file Set creates: CRIU option files are
+// read by CRIU and by users checking what is in effect, and written by root.
+const newFileMode = 0o644
+
+// fileMeta is what the replacement keeps of the original file.
+type fileMeta struct {
+	mode     uint32 // permission, setuid/setgid and sticky bits
+	uid, gid int
+}
+
+// Set makes the CRIU option file at path set name to value and reports
+// whether the file changed. name is a full catalog name, or "no-NAME" for
+// the negation of a boolean; abbreviations are refused (getopt would accept
+// them, but a file should say what it means). value must be empty for
+// switches and "no-" forms and is required for options that take one.
+//
+// A single-valued option ends up on one line: the last line setting it, in
+// either its plain or "no-" form, is rewritten in place (indentation and a
+// trailing comment kept) and earlier ones are deleted. A repeatable option
+// gets a new line at the end unless a line with this exact value exists.
+//
+// A missing file is created with mode 0644 (and missing parent directories
+// with 0755). A file that does not parse is left untouched and its parse
+// error (file:line:column) returned. The file is replaced atomically with
+// its mode and owner kept; editors of files in one directory, in any
+// process, take turns on an flock of that directory. A symbolic link or a
+// hard-linked file is refused, not edited (see lockedDir.read).
+func Set(path, name, value string) (changed bool, err error) {
+	want, err := statementFor(name, value)
+	if err != nil {
+		return false, fmt.Errorf("set %q in %s: %w", name, path, err)
+	}
+	return edit(path, true, func(lines []line) ([]line, error) {
+		return setLine(lines, want), nil
+	})
+}
+
+// Unset removes every line that sets one of names, in its plain or "no-"
+// form, and reports how many lines went. Names follow Set's rules; an
+// unknown one fails the whole call before the file is read. A missing file
+// has nothing to remove and is not created.
+func Unset(path string, names ...string) (removed int, err error) {
+	drop := make(map[*Option]bool, len(names))
+	for _, name := range names {
+		opt, _, ok := Lookup(name)
+		if !ok {
+			return 0, fmt.Errorf("unset %q in %s: %w", name, path, unknownOption(name))
+		}
+		drop[opt] = true
+	}
+	_, err = edit(path, false, func(lines []line) ([]line, error) {
+		out := lines[:0:0]
+		for _, l := range lines {
+			if l.st != nil && drop[l.st.Option] {
+				removed++
+				continue
+			}
+			out = append(out, l)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return removed, nil
+}
+
+// statementFor checks name and value against the catalog and returns the
+// statement Set must leave in the file.
+func statementFor(name, value string) (Statement, error) {
+	opt, negated, ok := Lookup(name)
+	if !ok {
+		return Statement{}, unknownOption(name)
+	}
+	st := Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""}
+	switch {
+	case negated && value != "":
+		return st, fmt.Errorf("%w: %s takes no value (it switches %s off)", ErrInvalidValue, name, opt.Name)
+	case opt.Arg == NoArg && value != "":
+		hint := ""
+		if opt.Negatable {
+			hint = fmt.Sprintf("; to turn it off set no-%s", opt.Name)
+		}
+		return st, fmt.Errorf("%w: %s is a switch and takes no value%s", ErrInvalidValue, name, hint)
+	case opt.Arg == RequiredArg && value == "":
+		kind := opt.Type.String()
+		if len(opt.Enum) > 0 {
+			kind = "one of " + strings.Join(opt.Enum, ", ")
+		}
+		return st, fmt.Errorf("%w: %s needs a value (%s)", ErrInvalidValue, name, kind)
+	case strings.ContainsAny(value, "\n\x00"):
+		// CRIU reads the file line by line with C strings: neither fits.
+		return st, fmt.Errorf("%w: a value cannot contain a newline or NUL byte", ErrInvalidValue)
+	}
+	if value != "" {
+		if err := ValidateValue(opt, value); err != nil {
+			return st, err
+		}
+	}
+	// The parser also knows what CRIU refuses in a file whatever the value
+	// (deprecated switches such as ms, getopt corner cases): the canonical
+	// line must pass it before the file is touched.
+	if _, err := Parse("", []byte(Format(st)+"\n")); err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			if fe.Hint != "" {
+				return st, fmt.Errorf("%w (%s)", fe.Err, fe.Hint)
+			}
+			return st, fe.Err
+		}
+		return st, err
+	}
+	return st, nil
+}
+
+// unknownOption explains a name that is not a full catalog name. getopt
+// would take an unambiguous abbreviation, but a file edited by crhook
+// spells names out so that it still means the same after a CRIU release
+// adds an option with the same prefix.
+func unknownOption(name string) error {
+	if hint := didYouMean(name); hint != "" {
+		return fmt.Errorf("%w%s", ErrUnknownOption, hint)
+	}
+	var full []string
+	for _, n := range longNames() {
+		if name != "" && strings.HasPrefix(n, name) {
+			full = append(full, n)
+		}
+	}
+	switch {
+	case len(full) == 1:
+		return fmt.Errorf("%w; write the full name: %s", ErrUnknownOption, full[0])
+	case len(full) > 1 && len(full) <= 5:
+		return fmt.Errorf("%w; write the full name, one of: %s", ErrUnknownOption, strings.Join(full, ", "))
+	}
+	return fmt.Errorf("%w (crhook config show lists the options in effect; criu --help lists them all)", ErrUnknownOption)
+}
+
+// line is one line of the file with its terminator ("\n", "\r\n" or none
+// for a last line without one) and the statement on it, if any.
+type line struct {
+	text string
+	st   *Statement
+}
+
+// edit runs change on the lines of the file at path while holding the
+// directory's lock and replaces the file when the bytes differ. With
+// create, a missing file (and its missing parents) is created; without,
+// a missing file is left alone and change never runs.
+func edit(path string, create bool, change func([]line) ([]line, error)) (changed bool, err error) {
+	path = filepath.Clean(path)
+	dir, name := filepath.Split(path)
+	if name == "" || name == "." || name == ".." || name == "/" {
+		return false, fmt.Errorf("edit %q: not a file name", path)
+	}
+	d, err := lockDir(filepath.Clean(dir+"."), create)
+	if errors.Is(err, errNoDir) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if cerr := d.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	old, meta, err := d.read(name, path)
+	if err != nil {
+		return false, err
+	}
+	if meta == nil && !create {
+		return false, nil
+	}
+	lines, err := splitParsed(path, old)
+	if err != nil {
+		return false, fmt.Errorf("not editing %q, fix it first (nothing was changed): %w", path, err)
+	}
+	lines, err = change(lines)
+	if err != nil {
+		return false, err
+	}
+	data := join(lines)
+	if meta != nil && bytes.Equal(data, old) {
+		return false, nil
+	}
+	if err := verify(path, data, lines); err != nil {
+		return false, err
+	}
+	if meta == nil {
+		meta = &fileMeta{mode: newFileMode, uid: -1, gid: -1}
+	}
+	if err := d.replace(name, path, data, meta); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// splitParsed parses data as CRIU would and pairs each line with its
+// statement. Line numbers come from the parser; lines split at '\n' as
+// CRIU's getline does, so a '\r' stays part of its line.
+func splitParsed(path string, data []byte) ([]line, error) {
+	stmts, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	texts := strings.SplitAfter(string(data), "\n")
+	if texts[len(texts)-1] == "" {
+		texts = texts[:len(texts)-1]
+	}
+	lines := make([]line, len(texts))
+	for i, t := range texts {
+		lines[i].text = t
+	}
+	for i := range stmts {
+		n := stmts[i].Line - 1
+		if n < 0 || n >= len(lines) || lines[n].st != nil {
+			// CRIU takes at most one option per line; anything else means
+			// the parser and the editor disagree about the file.
+			return nil, &FileError{File: path, Line: stmts[i].Line,
+				Err: fmt.Errorf("%w: cannot map option %s to one line", ErrSyntax, stmts[i].Name())}
+		}
+		lines[n].st = &stmts[i]
+	}
+	return lines, nil
+}
+
+func join(lines []line) []byte {
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l.text)
+	}
+	return b.Bytes()
+}
+
+// verify parses the edited text and checks it holds exactly the statements
+// the edit meant, in order. It catches a canonical line that CRIU would
+// read differently (its tokenizer has many corner cases) before the file
+// is touched.
+func verify(path string, data []byte, lines []line) error {
+	got, err := Parse(path, data)
+	if err != nil {
+		return fmt.Errorf("check edited %s (nothing was changed, please report this crhook bug): %w", path, err)
+	}
+	var want []Statement
+	for _, l := range lines {
+		if l.st != nil {
+			want = append(want, *l.st)
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("check edited %s: %d options after the edit, expected %d (nothing was changed, please report this crhook bug)",
+			path, len(got), len(want))
+	}
+	for i := range got {
+		if !sameStatement(got[i], want[i]) {
+			return fmt.Errorf("check edited %s: line %d reads as %s, expected %s (nothing was changed, please report this crhook bug)",
+				path, got[i].Line, Format(got[i]), Format(want[i]))
+		}
+	}
+	return nil
+}
+
+// sameStatement compares what CRIU would do with two statements.
+func sameStatement(a, b Statement) bool {
+	return a.Option == b.Option && a.Negated == b.Negated && a.HasValue == b.HasValue && a.Value == b.Value
+}
+
+// setLine applies Set's rules for want to lines.
+func setLine(lines []line, want Statement) []line {
+	var at []int
+	for i, l := range lines {
+		if l.st != nil && l.st.Option == want.Option {
+			at = append(at, i)
+		}
+	}
+	if want.Option.Repeatable {
+		for _, i := range at {
+			if sameStatement(*lines[i].st, want) {
+				return lines
+			}
+		}
+		return appendLine(lines, want)
+	}
+	if len(at) == 0 {
+		return appendLine(lines, want)
+	}
+	last := at[len(at)-1]
+	out := make([]line, 0, len(lines))
+	for i, l := range lines {
+		switch {
+		case i == last:
+			if !sameStatement(*l.st, want) {
+				l = rewrite(l, want)
+			}
+		case l.st != nil && l.st.Option == want.Option:
+			continue // an earlier setting the last one overrode anyway
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// appendLine adds want on a new line at the end. A last line without a
+// newline gets one first, or the two would run together.
+func appendLine(lines []line, want Statement) []line {
+	out := append([]line(nil), lines...)
+	if n := len(out); n > 0 && !strings.HasSuffix(out[n-1].text, "\n") {
+		out[n-1].text += "\n"
+	}
+	st := want
+	return append(out, line{text: Format(st) + "\n", st: &st})
+}
+
+// rewrite returns l setting want instead, keeping its indentation and a
+// trailing comment when the new line still reads as want with them. The
+// line ends in '\n' even if it ended in "\r\n": the canonical line must
+// read the same to CRIU, and a '\r' is not whitespace to every part of its
+// tokenizer. A last line without a newline stays without one.
+func rewrite(l line, want Statement) line {
+	text, eol := l.text, ""
+	if strings.HasSuffix(text, "\n") {
+		text, eol = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r"), "\n"
+	}
+	indent := ""
+	if c := l.st.Col - 1; c > 0 && c <= len(text) && strings.Trim(text[:c], " \t") == "" {
+		indent = text[:c]
+	}
+	formatted := Format(want)
+	candidates := []string{indent + formatted}
+	if comment := trailingComment(text, *l.st); comment != "" {
+		candidates = []string{indent + formatted + " " + comment, formatted + " " + comment, indent + formatted}
+	}
+	st := want
+	for _, c := range candidates {
+		if readsAs(c, want) {
+			return line{text: c + eol, st: &st}
+		}
+	}
+	// verify reports it if even the bare canonical line does not read back.
+	return line{text: formatted + eol, st: &st}
+}
+
+// trailingComment finds the comment at the end of text, the line that
+// holds st: the first '#' such that the text before it still reads as st
+// ('#' inside a quoted value does not qualify, the prefix would not parse).
+func trailingComment(text string, st Statement) string {
+	for j := max(st.Col-1, 0); j < len(text); j++ {
+		if text[j] != '#' {
+			continue
+		}
+		if readsAs(text[:j], st) || readsAs(strings.TrimRight(text[:j], " \t"), st) {
+			return text[j:]
+		}
+	}
+	return ""
+}
+
+// readsAs reports whether one line of text parses to exactly st.
+func readsAs(text string, st Statement) bool {
+	got, err := Parse("", []byte(text+"\n"))
+	return err == nil && len(got) == 1 && sameStatement(got[0], st)
+}
