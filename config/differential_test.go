@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,18 +151,26 @@ func findCRIU(t testing.TB) string {
 	return ""
 }
 
-// criuAccepts runs CRIU on each file: a config file is parsed before the
-// --version of argv is acted on, so the exit status is CRIU's verdict on
-// the file alone. CRIU_CONFIG_FILE and POSIXLY_CORRECT would change what is
-// parsed and how, so they are removed.
-func criuAccepts(t *testing.T, criu string, files []string) []bool {
-	var env []string
+// criuResult is CRIU's verdict on one file and what it printed on stderr.
+type criuResult struct {
+	ok     bool
+	stderr string
+}
+
+// runCRIU runs CRIU on each file, in parallel: a config file is parsed
+// before the --version of argv is acted on, so the exit status is CRIU's
+// verdict on the file alone. CRIU_CONFIG_FILE and POSIXLY_CORRECT would
+// change what is parsed and how, so they are removed; LC_ALL=C keeps
+// glibc's getopt messages in English for the catalog probe.
+func runCRIU(criu string, files []string) []criuResult {
+	env := []string{"LC_ALL=C"}
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "CRIU_CONFIG_FILE=") && !strings.HasPrefix(e, "POSIXLY_CORRECT=") {
+		if !strings.HasPrefix(e, "CRIU_CONFIG_FILE=") && !strings.HasPrefix(e, "POSIXLY_CORRECT=") &&
+			!strings.HasPrefix(e, "LC_ALL=") {
 			env = append(env, e)
 		}
 	}
-	res := make([]bool, len(files))
+	res := make([]criuResult, len(files))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2*runtime.NumCPU())
 	for i, f := range files {
@@ -168,9 +178,10 @@ func criuAccepts(t *testing.T, criu string, files []string) []bool {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			var stderr bytes.Buffer
 			cmd := exec.Command(criu, "--config", f, "--version")
-			cmd.Env = env
-			res[i] = cmd.Run() == nil
+			cmd.Env, cmd.Stderr = env, &stderr
+			res[i] = criuResult{ok: cmd.Run() == nil, stderr: stderr.String()}
 		}()
 	}
 	wg.Wait()
@@ -226,8 +237,13 @@ func TestDifferential(t *testing.T) {
 		add(f, readCorpusFile(t, f))
 	}
 
+	generated := generateConfigs(400)
+	for i, g := range generated {
+		add(fmt.Sprintf("generated #%d", i), g)
+	}
+
 	start := time.Now()
-	verdicts := criuAccepts(t, criu, files)
+	verdicts := runCRIU(criu, files)
 	elapsed := time.Since(start)
 
 	tolerated := 0
@@ -244,18 +260,50 @@ func TestDifferential(t *testing.T) {
 				t.Errorf("%s: Parse(%q) = %q, want %q", c.name, c.in, stmtStrings(st), c.want)
 			}
 		}
-		if (err == nil) == verdicts[i] {
+		if (err == nil) == verdicts[i].ok {
 			continue
 		}
 		if ub || (err == nil && hostDependent(st)) {
 			tolerated++
-			t.Logf("%s: CRIU accepts=%v, Parse error=%v (undefined behaviour in CRIU or host-dependent; not compared)", names[i], verdicts[i], err)
+			t.Logf("%s: CRIU accepts=%v, Parse error=%v (undefined behaviour in CRIU or host-dependent; not compared)", names[i], verdicts[i].ok, err)
 			continue
 		}
-		t.Errorf("%s: CRIU accepts=%v but Parse(%q) error = %v", names[i], verdicts[i], data, err)
+		t.Errorf("%s: CRIU accepts=%v but Parse(%q) error = %v", names[i], verdicts[i].ok, data, err)
 	}
-	t.Logf("%d table cases + %d corpus files, %d not comparable, CRIU took %v (%v per file)",
-		len(diffCases), len(corpus), tolerated, elapsed.Round(time.Millisecond), (elapsed / time.Duration(len(files))).Round(10*time.Microsecond))
+	t.Logf("%d table cases + %d corpus files + %d generated, %d not comparable, CRIU took %v (%v per file)",
+		len(diffCases), len(corpus), len(generated), tolerated, elapsed.Round(time.Millisecond), (elapsed / time.Duration(len(files))).Round(10*time.Microsecond))
+}
+
+// generateConfigs builds n files from fragments that exercise the quirks
+// (quotes, escapes, blanks, stray short options, abbreviations); the seed is
+// fixed so a failure reproduces.
+func generateConfigs(n int) [][]byte {
+	names := []string{"tree", "tcp-established", "images-dir", "lsm-profile", "manage-cgroups",
+		"cpu-cap", "verbosity", "ext-unix-sk", "tls", "no-tls", "tcp-est", "ghost", "port",
+		"veth-pair", "ext-mount-map", "external", "feature", "status-fd", "bogus",
+		"cgroup-dump-controller", "version", "no-", "empty-ns", "network-lock", "shell-job"}
+	pieces := []string{" ", "  ", "\t", "\"", "\\\"", "\\", "#", "a", "b c", "=", "-", "--",
+		"-j", "-v", "-x1", "-t", "0", "5", ",", ":", "\r", "\v", "\x00", "net", "soft", "fpu",
+		"^", "mnt[]", ":m", "x=y", "auto", "/p", "\n"}
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([][]byte, n)
+	for i := range out {
+		var b strings.Builder
+		for l := r.IntN(3) + 1; l > 0; l-- {
+			if r.IntN(4) == 0 {
+				b.WriteString(pieces[r.IntN(len(pieces))])
+			}
+			b.WriteString(names[r.IntN(len(names))])
+			for p := r.IntN(4); p > 0; p-- {
+				b.WriteString(pieces[r.IntN(len(pieces))])
+			}
+			if r.IntN(6) > 0 {
+				b.WriteString("\n")
+			}
+		}
+		out[i] = []byte(b.String())
+	}
+	return out
 }
 
 // readCorpusFile decodes a "go test fuzz v1" file holding one []byte.

@@ -285,7 +285,9 @@ func parseStatement(raw []byte, lineNo int) ([]argWord, bool, *FileError) {
 // prefers "NAME VALUE", then "NAME=VALUE" (the value then needs no comment,
 // quote or escape handling, as getopt splits it), then a double-quoted
 // value. Optional values must use NAME=VALUE: getopt never takes the next
-// word for them. Values ValidateValue rejects may not read back.
+// word for them, so an optional value with a blank has no line (CRIU only
+// gets one from a quoted word read as a short option, "-v\t"). Values
+// ValidateValue rejects may not read back.
 func Format(st Statement) string {
 	name := st.Name()
 	if !st.HasValue || st.Option == nil || st.Option.Arg == NoArg {
@@ -300,8 +302,11 @@ func Format(st Statement) string {
 	if v != "" {
 		cands = []string{name + " " + v, eq}
 	}
+	esc := strings.ReplaceAll(v, `"`, `\"`)
+	// Unquoted, escaped quotes still shift that offset: `0 \"\` reads
+	// back as `0 "\` although it has a space.
+	cands = append(cands, name+" "+esc)
 	if !strings.HasSuffix(v, `\`) {
-		esc := strings.ReplaceAll(v, `"`, `\"`)
 		// CRIU checks the value for stray text from an offset that grows
 		// with the name and the blanks before the quote; padding it to the
 		// value's length keeps that check off the value.
