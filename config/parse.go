@@ -303,9 +303,6 @@ func Format(st Statement) string {
 		cands = []string{name + " " + v, eq}
 	}
 	esc := strings.ReplaceAll(v, `"`, `\"`)
-	// Unquoted, escaped quotes still shift that offset: `0 \"\` reads
-	// back as `0 "\` although it has a space.
-	cands = append(cands, name+" "+esc)
 	if !strings.HasSuffix(v, `\`) {
 		// CRIU checks the value for stray text from an offset that grows
 		// with the name and the blanks before the quote; padding it to the
@@ -314,10 +311,13 @@ func Format(st Statement) string {
 			cands = append(cands, name+strings.Repeat(" ", pad)+`"`+esc+`"`)
 		}
 	}
+	// Unquoted, escaped quotes still shift that offset: `0 \"\` reads
+	// back as `0 "\` although it has a space and ends in a backslash.
+	cands = append(cands, name+" "+esc)
 	var fallback string
 	for _, c := range cands {
 		got, ub, err := parse("", []byte(c+"\n"))
-		if err != nil || len(got) != 1 || got[0].Value != v || got[0].Option != st.Option {
+		if err != nil || len(got) != 1 || got[0].Value != v || got[0].Option.Name != st.Option.Name {
 			continue
 		}
 		if !ub {

@@ -74,6 +74,11 @@ func validateValue(opt *Option, value string) error {
 	case opt.Arg == NoArg && value != "":
 		return badValue("set it without a value", "%s takes no value", opt.Name)
 	case opt.Arg == NoArg || opt.Arg == OptionalArg && value == "":
+		if check := criuChecks[opt.Name]; check != nil {
+			if err := check("", false); err != nil {
+				return err
+			}
+		}
 		return nil
 	case value == "":
 		return badValue("give a value", "%s needs a value", opt.Name)
@@ -110,7 +115,7 @@ func validateValue(opt *Option, value string) error {
 	}
 	st := Statement{Option: opt, Value: value, HasValue: true}
 	got, ub, err := parse("", []byte(Format(st)+"\n"))
-	if err != nil || ub || len(got) != 1 || got[0].Value != value || got[0].Option != opt {
+	if err != nil || ub || len(got) != 1 || got[0].Value != value || got[0].Option.Name != opt.Name {
 		return badValue("avoid combining spaces with '#', a trailing backslash or a literal \\\"",
 			"CRIU's config syntax cannot express this value")
 	}
