@@ -304,10 +304,19 @@ func Format(st Statement) string {
 	}
 	esc := strings.ReplaceAll(v, `"`, `\"`)
 	if !strings.HasSuffix(v, `\`) {
-		// CRIU checks the value for stray text from an offset that grows
-		// with the name and the blanks before the quote; padding it to the
-		// value's length keeps that check off the value.
-		for pad := 1; pad <= len(name)+len(esc)+4; pad++ {
+		// CRIU checks the quoted value for stray text from an offset that
+		// grows with the name and the blanks before the quote (and the
+		// escapes); the value survives when no space follows that offset.
+		// So: one blank, or just enough blanks to start past the last space.
+		extra := 0
+		if n := strings.Count(v, `"`); n > 0 {
+			extra = n + 1
+		}
+		pads := []int{1}
+		if p := strings.LastIndexByte(v, ' ') + 1 - len(name) - 2 - extra; p > 1 {
+			pads = append(pads, p)
+		}
+		for _, pad := range pads {
 			cands = append(cands, name+strings.Repeat(" ", pad)+`"`+esc+`"`)
 		}
 	}

@@ -3,6 +3,9 @@ package config
 // Suggest returns the catalog name ("no-" forms included) closest to name
 // by edit distance, or "" when nothing is close enough to be a likely typo.
 func Suggest(name string) string {
+	if len(name) > 64 { // no option is that long; spare the quadratic distance
+		return ""
+	}
 	best, bestDist := "", len(name)/3+2
 	for _, cand := range longNames() {
 		if d := editDistance(name, cand); d < bestDist {
