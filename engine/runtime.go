@@ -119,12 +119,21 @@ func (r *runner) checkpointRestore() int {
 		}
 		return 1
 	}
-	// runc's own stderr goes to podman as always; a copy is kept because
-	// some failures (pre-dump on this kernel) leave CRIU's log empty.
-	var out bytes.Buffer
-	code := r.run(&out)
+	// runc's own stderr goes to podman as always; on checkpoint a copy is
+	// kept because some failures (pre-dump on this kernel) leave CRIU's log
+	// empty. Never on restore: the restored container would inherit the
+	// pipe and keep it open, and crhook would wait for it forever.
+	var out *bytes.Buffer
+	if r.inv.cmd == "checkpoint" {
+		out = &bytes.Buffer{}
+	}
+	code := r.run(out)
 	if code != 0 {
-		r.explain(id, out.String())
+		var kept string
+		if out != nil {
+			kept = out.String()
+		}
+		r.explain(id, kept)
 	}
 	return code
 }
