@@ -22,6 +22,8 @@ PACKAGES=(
 	# SELinux policy checks and RPM packaging (later issues)
 	selinux-policy-dev selinux-policy-default checkpolicy semodule-utils setools policycoreutils
 	rpm rpmlint go-md2man
+	# runtime libraries of bookworm's criu 3.17, which doctor's tests unpack
+	libbsd0 libgnutls30 libnet1 libnftables1 libnl-3-200 libprotobuf-c1
 )
 
 step_name=""
@@ -121,6 +123,28 @@ else
 	criu_works /usr/local/sbin/criu ||
 		{ echo "setup: CRIU $CRIU_VERSION built but fails check or a TCP dump on $(uname -r)" >&2; false; }
 	done_step "installed /usr/local/sbin/criu ($(/usr/local/sbin/criu --version | head -n 1))"
+fi
+
+step limits
+# Without CAP_SYS_RESOURCE runc cannot raise rlimits, and podman's default
+# nofile=1048576 then fails every container ("error setting rlimit type 7").
+# Test hosts get default ulimits this host can grant; real hosts have the
+# capability and are left alone (crhook doctor reports the same check).
+dropin=/etc/containers/containers.conf.d/60-crhook-test-ulimits.conf
+capeff=$(awk '/^CapEff:/{print $2}' /proc/self/status)
+if (( (16#$capeff >> 24) & 1 )); then
+	done_step "CAP_SYS_RESOURCE present: podman defaults kept"
+elif [ -f "$dropin" ]; then
+	done_step "kept $dropin"
+else
+	mkdir -p "$(dirname "$dropin")"
+	cat >"$dropin" <<-EOF
+		# Written by crhook's tests/setup-host.sh: this host lacks CAP_SYS_RESOURCE,
+		# so podman's default nofile=1048576 would make runc fail.
+		[containers]
+		default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+	EOF
+	done_step "wrote $dropin"
 fi
 
 step image
