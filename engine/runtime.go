@@ -146,8 +146,11 @@ func (r *runner) explain(id, runtimeOutput string) {
 		dir = r.inv.flag("--image-path", "") // runc's default work dir
 	}
 	op, log := diagnose.OpDump, "dump.log"
-	if r.inv.cmd == "restore" {
+	switch {
+	case r.inv.cmd == "restore":
 		op, log = diagnose.OpRestore, "restore.log"
+	case r.inv.hasFlag("--pre-dump"):
+		op = diagnose.OpPreDump // runc logs a pre-dump to dump.log too
 	}
 	d, _ := diagnose.Explain(filepath.Join(dir, log), diagnose.Context{
 		Operation: op, ContainerName: shortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
