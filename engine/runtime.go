@@ -155,7 +155,24 @@ func (r *runner) explain(id, runtimeOutput string) {
 	d, _ := diagnose.Explain(filepath.Join(dir, log), diagnose.Context{
 		Operation: op, ContainerName: shortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
 	})
+	if op == diagnose.OpRestore {
+		onlyRootCause(d)
+	}
 	fmt.Fprint(r.stderr, d.Text())
+}
+
+// onlyRootCause drops the quoted context around the root-cause line. On
+// restore podman gets our stderr through conmon, and when any line matches
+// "no such file or directory" or "operation not permitted" it shows that
+// line alone ("OCI runtime attempted to invoke a command that was not
+// found"); CRIU's follow-up errors often do, and would hide the fix.
+func onlyRootCause(d *diagnose.Diagnosis) {
+	for i, n := range d.QuoteLines {
+		if n == d.Line && i < len(d.Quote) {
+			d.Quote, d.QuoteLines = d.Quote[i:i+1], d.QuoteLines[i:i+1]
+			return
+		}
+	}
 }
 
 func shortID(id string) string {
