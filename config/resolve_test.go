@@ -10,7 +10,7 @@ import (
 )
 
 // tree builds a whole config tree under a temp dir and returns its Paths.
-func tree(t *testing.T, files map[string]string) Paths {
+func tree(t testing.TB, files map[string]string) Paths {
 	t.Helper()
 	root := t.TempDir()
 	p := Paths{

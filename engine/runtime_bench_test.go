@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/crhook/crhook/config"
+)
+
+var stateArgs = []string{"--root", "/run/runc", "--log", "/x/log.json", "--log-format", "json", "state",
+	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+
+// BenchmarkParseArgs: finding the subcommand must not allocate; it runs
+// on every runtime call podman makes.
+func BenchmarkParseArgs(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		inv := parseArgs(stateArgs)
+		if inv.cmd != "state" || !validID(inv.containerID()) || inv.wantsHelp() {
+			b.Fatal("bad parse")
+		}
+	}
+}
+
+// BenchmarkPassThroughPrep is everything the pass-through path does before
+// execve: parse argv, load crhook.toml for runtime.path, find the runtime.
+func BenchmarkPassThroughPrep(b *testing.B) {
+	paths := config.DefaultPaths()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = parseArgs(stateArgs)
+		s, err := config.LoadSettings(paths)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := lookRuntime(s.Runtime.Path); err != nil {
+			b.Skip("no runc here: ", err)
+		}
+	}
+}
