@@ -33,6 +33,9 @@ func newShowCmd() *cobra.Command {
 		Short: "Print the options CRIU gets on the container path",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(f.format); err != nil {
+				return err
+			}
 			v, err := resolveView(f)
 			if err != nil {
 				return err
@@ -40,16 +43,13 @@ func newShowCmd() *cobra.Command {
 			if f.format == "json" {
 				return v.writeJSON(cmd.OutOrStdout())
 			}
-			if f.format != "text" {
-				return fmt.Errorf("unknown --format %q: use text or json", f.format)
-			}
 			v.writeText(cmd.OutOrStdout(), f.origin)
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&f.origin, "origin", false, "show the file:line or annotation each option comes from")
 	c.Flags().StringVar(&f.runtime, "runtime", "", "resolve for this runtime's layer: runc or crun (default: runtime.path of crhook.toml)")
-	c.Flags().StringVar(&f.format, "format", "text", "output format: text or json")
+	addFormatFlag(c, &f.format, "schema in crhook-config(1)")
 	c.Flags().StringVar(&f.container, "container", "", "resolve for an existing container (name or ID), its annotations included")
 	return c
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -22,8 +21,8 @@ SELinux and rlimits, and print each check's status, evidence and fix.
 Exit status: 0 all ok, 1 at least one check failed, 2 warnings only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("unknown --format %q: use text or json", format)
+			if err := checkFormat(format); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			if ctx == nil {
@@ -43,6 +42,6 @@ Exit status: 0 all ok, 1 at least one check failed, 2 warnings only.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&format, "format", "text", "output format: text (a table) or json (docs/doctor.md)")
+	addFormatFlag(c, &format, "schema in docs/doctor.md")
 	return c
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,9 @@ func newExplainCmd() *cobra.Command {
 		Short: "Explain why a CRIU dump or restore failed, and how to fix it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
 			// Explain returns a printable diagnosis even when the log is
 			// missing or unreadable; the error then sets the exit status.
 			d, derr := diagnose.Explain(args[0], diagnose.Context{})
@@ -28,20 +30,14 @@ func newExplainCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	addFormatFlag(c, &format, "schema in crhook-explain(1)")
 	return c
 }
 
 func writeDiagnosis(cmd *cobra.Command, d *diagnose.Diagnosis, format string) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
-	case "text":
-		fmt.Fprint(cmd.OutOrStdout(), d.Text())
-		return nil
-	default:
-		return fmt.Errorf("unknown --format %q: use text or json", format)
+	if format == "json" {
+		return writeJSON(cmd.OutOrStdout(), d)
 	}
+	_, err := fmt.Fprint(cmd.OutOrStdout(), d.Text())
+	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -81,9 +80,7 @@ func (v *view) writeJSON(w io.Writer) error {
 	for _, d := range v.Resolved.Dropped {
 		out.Dropped = append(out.Dropped, toJSON(d.Setting, d.Reason))
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(w, out)
 }
 
 // writeGet prints one option: "true"/"false" for switches, else its
