@@ -77,3 +77,16 @@ func (inv invocation) wantsHelp() bool {
 	}
 	return false
 }
+
+// globalFlag returns a global flag's value ("--root V" or "--root=V"), or def.
+func (inv invocation) globalFlag(name, def string) string {
+	for i, a := range inv.global {
+		switch {
+		case a == name && i+1 < len(inv.global):
+			return inv.global[i+1]
+		case strings.HasPrefix(a, name+"="):
+			return a[len(name)+1:]
+		}
+	}
+	return def
+}

@@ -55,3 +55,13 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobalFlag(t *testing.T) {
+	for args, want := range map[string]string{
+		"--root /r state x": "/r", "--root=/q state x": "/q", "--debug state x": "/run/runc", "state --root /no x": "/run/runc",
+	} {
+		if got := parseArgs(strings.Fields(args)).globalFlag("--root", "/run/runc"); got != want {
+			t.Errorf("%q: --root = %q, want %q", args, got, want)
+		}
+	}
+}

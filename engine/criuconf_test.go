@@ -114,3 +114,22 @@ func TestAnnotateBundleKeepsSpec(t *testing.T) {
 		t.Fatalf("mode changed to %v", fi.Mode())
 	}
 }
+
+func TestRuncStateAnnotations(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "abc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state := `{"id":"abc","config":{"labels":["org.criu.config=/run/crhook/containers/abc/criu.conf",` +
+		`"io.crhook.criu.ghost-limit=1M=x","bundle=/b"]},"cgroup_paths":{}}`
+	if err := os.WriteFile(filepath.Join(root, "abc", "state.json"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ann, ok := runcStateAnnotations(root, "abc")
+	if !ok || ann[CRIUConfigAnnotation] != "/run/crhook/containers/abc/criu.conf" || ann["io.crhook.criu.ghost-limit"] != "1M=x" {
+		t.Fatalf("annotations = %v, %v", ann, ok)
+	}
+	if _, ok := runcStateAnnotations(root, "missing"); ok {
+		t.Fatal("a missing state file must fall back to `runtime state`")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/crhook/crhook/config"
@@ -182,9 +183,32 @@ func shortID(id string) string {
 	return id
 }
 
-// checkpointAnnotations asks the runtime for the container's annotations,
-// and whether it was created with crhook's org.criu.config.
+// checkpointAnnotations finds the container's annotations, and whether it
+// was created with crhook's org.criu.config.
 func (r *runner) checkpointAnnotations(id string) (map[string]string, error) {
+	ann, ok := runcStateAnnotations(r.inv.globalFlag("--root", "/run/runc"), id)
+	if !ok {
+		var err error
+		if ann, err = r.stateAnnotations(id); err != nil {
+			return nil, err
+		}
+	}
+	want, err := ConfPath(r.settings.StateDir, id)
+	if err != nil {
+		return nil, err
+	}
+	if got := ann[CRIUConfigAnnotation]; got != want {
+		fmt.Fprintf(r.stderr, "crhook: warning: container %s was created without crhook (%s=%q), so the runtime ignores crhook's CRIU config; recreate it with --runtime crhook\n",
+			id, CRIUConfigAnnotation, got)
+		return ann, nil
+	}
+	r.confPath = want
+	return ann, nil
+}
+
+// stateAnnotations asks the runtime itself (`runtime state ID`): the
+// portable way, used when runc's state file is not where runc keeps it.
+func (r *runner) stateAnnotations(id string) (map[string]string, error) {
 	cmd := exec.Command(r.runtime, append(append([]string{}, r.inv.global...), "state", id)...)
 	cmd.Stderr = r.stderr
 	out, err := cmd.Output()
@@ -197,17 +221,32 @@ func (r *runner) checkpointAnnotations(id string) (map[string]string, error) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return nil, fmt.Errorf("decode state of container %s: %w", id, err)
 	}
-	want, err := ConfPath(r.settings.StateDir, id)
-	if err != nil {
-		return nil, err
-	}
-	if got := st.Annotations[CRIUConfigAnnotation]; got != want {
-		fmt.Fprintf(r.stderr, "crhook: warning: container %s was created without crhook (%s=%q), so the runtime ignores crhook's CRIU config; recreate it with --runtime crhook\n",
-			id, CRIUConfigAnnotation, got)
-		return st.Annotations, nil
-	}
-	r.confPath = want
 	return st.Annotations, nil
+}
+
+// runcStateAnnotations reads the annotations runc stored at create time
+// (as "key=value" labels in ROOT/ID/state.json). It saves starting a
+// second Go runtime for `runc state`, about 5 ms of every checkpoint.
+func runcStateAnnotations(root, id string) (map[string]string, bool) {
+	data, err := os.ReadFile(filepath.Join(root, id, "state.json"))
+	if err != nil {
+		return nil, false
+	}
+	var st struct {
+		Config struct {
+			Labels []string `json:"labels"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(data, &st) != nil || st.Config.Labels == nil {
+		return nil, false
+	}
+	ann := make(map[string]string, len(st.Config.Labels))
+	for _, l := range st.Config.Labels {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			ann[k] = v
+		}
+	}
+	return ann, true
 }
 
 func (r *runner) writeConf(id string, ann map[string]string) error {

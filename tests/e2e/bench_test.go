@@ -104,6 +104,11 @@ func TestBenchmarkTable(t *testing.T) {
 		return timed(t, "/usr/libexec/crhook/crhook-runtime", "--root", "/run/runc", "state", id)
 	}, func() time.Duration { return timed(t, "runc", "--root", "/run/runc", "state", id) })
 	rows = append(rows, row{name: "runtime state (pass-through)", a: a, b: b, target: "<=1.2, +<=1ms", ratioMax: 1.2, addedMaxMilli: 1})
+	floor := buildHelper(t, "execfloor")
+	a, b = measure(t, 3*n, func() time.Duration {
+		return timed(t, floor, "runc", "--root", "/run/runc", "state", id)
+	}, func() time.Duration { return timed(t, "runc", "--root", "/run/runc", "state", id) })
+	rows = append(rows, row{name: "floor: a Go binary that only execs", a: a, b: b, target: "(reference)", ratioMax: 99})
 
 	// 2. podman run -d + rm -f.
 	runRm := func(rt string) func() time.Duration {
