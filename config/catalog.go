@@ -1,6 +1,9 @@
 package config
 
-import "sort"
+import (
+	"sort"
+	"sync"
+)
 
 // ArgKind says whether an option takes a value, as getopt_long's has_arg does.
 type ArgKind uint8
@@ -147,21 +150,23 @@ var catalog = []Option{
 	{Name: "allow-uprobes", Negatable: true},
 }
 
-var byName = func() map[string]*Option {
+// byName is built on first use: crhook-runtime links this package and
+// every init costs each runtime call podman makes.
+var byName = sync.OnceValue(func() map[string]*Option {
 	m := make(map[string]*Option, len(catalog))
 	for i := range catalog {
 		m[catalog[i].Name] = &catalog[i]
 	}
 	return m
-}()
+})
 
 // Lookup finds an option by its exact name. A "no-NAME" form of a negatable
 // option returns that option with negated set.
 func Lookup(name string) (opt *Option, negated bool, ok bool) {
-	if o, found := byName[name]; found {
+	if o, found := byName()[name]; found {
 		return o, false, true
 	}
-	if base, found := byName[trimNo(name)]; found && base.Negatable && base.Name != name {
+	if base, found := byName()[trimNo(name)]; found && base.Negatable && base.Name != name {
 		return base, true, true
 	}
 	return nil, false, false

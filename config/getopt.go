@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // This file emulates glibc 2.36 getopt_long (posix/getopt.c) on the argv
@@ -34,7 +35,7 @@ type longOpt struct {
 	ident string
 }
 
-var longOpts = func() []longOpt {
+var longOpts = sync.OnceValue(func() []longOpt {
 	var out []longOpt
 	for _, name := range longNames() {
 		opt, neg, _ := Lookup(name)
@@ -48,7 +49,7 @@ var longOpts = func() []longOpt {
 		out = append(out, longOpt{name: name, arg: opt.Arg, ident: fmt.Sprintf("%d/%s", opt.Arg, id)})
 	}
 	return out
-}()
+})
 
 // gotOpt is one option getopt_long returned.
 type gotOpt struct {
@@ -87,17 +88,17 @@ func (g *getopt) next() (o gotOpt, ok bool, err *FileError) {
 func (g *getopt) long(w argWord) (gotOpt, bool, *FileError) {
 	name, value, hasValue := strings.Cut(w.text[2:], "=")
 	var found *longOpt
-	for k := range longOpts {
-		if longOpts[k].name == name {
-			found = &longOpts[k]
+	for k := range longOpts() {
+		if longOpts()[k].name == name {
+			found = &longOpts()[k]
 			break
 		}
 	}
 	if found == nil {
 		// An unambiguous prefix is accepted: "tcp-est" is tcp-established.
 		var matches []string
-		for k := range longOpts {
-			p := &longOpts[k]
+		for k := range longOpts() {
+			p := &longOpts()[k]
 			if !strings.HasPrefix(p.name, name) {
 				continue
 			}

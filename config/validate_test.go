@@ -71,7 +71,7 @@ func TestValidateValueImpliesCRIU(t *testing.T) {
 			if ValidateValue(&o, v) != nil {
 				continue
 			}
-			st := Statement{Option: byName[o.Name], Value: v, HasValue: v != "" || o.Arg == RequiredArg}
+			st := Statement{Option: byName()[o.Name], Value: v, HasValue: v != "" || o.Arg == RequiredArg}
 			if _, err := Parse("f", []byte(Format(st)+"\n")); err != nil {
 				t.Errorf("ValidateValue(%s, %q) accepts a value CRIU rejects: %v", o.Name, v, err)
 			}

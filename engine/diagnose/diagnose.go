@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -162,6 +163,7 @@ type scanner struct {
 }
 
 func newScanner(ctx Context, errorsOnly bool) *scanner {
+	loadTables()
 	return &scanner{
 		errorsOnly: errorsOnly,
 		ctx:        ctx,
@@ -178,7 +180,7 @@ var (
 // noise are error lines that never explain a failure: the rlimit one CRIU
 // logs and ignores when it lacks CAP_SYS_RESOURCE, and the summaries CRIU
 // prints after the real error.
-var noise = regexp.MustCompile(`Can't setup RLIMIT_NOFILE for self|(Dumping|Pre-dumping|Restoring|Lazy pages transfer) FAILED\.|Dump files \(pid: \d+\) failed with`)
+var noise *regexp.Regexp
 
 func (s *scanner) scan(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -305,12 +307,21 @@ func groups(re *regexp.Regexp, s string) map[string]string {
 	return vars
 }
 
-var (
-	versionRe = regexp.MustCompile(`Version: (\S+)`)
-	kernelRe  = regexp.MustCompile(`Running on \S+ Linux (\S+)`)
-	rpcRe     = regexp.MustCompile(`Would overwrite RPC settings with values from (\S+)`)
-	parsedRe  = regexp.MustCompile(`^(?:\(\d+\.\d+\) )?Parsing config file (\S+)`)
-)
+var versionRe, kernelRe, rpcRe, parsedRe *regexp.Regexp
+
+var tablesOnce sync.Once
+
+// loadTables compiles the catalog and patterns once, on first use.
+func loadTables() {
+	tablesOnce.Do(func() {
+		catalog = catalogEntries()
+		noise = regexp.MustCompile(`Can't setup RLIMIT_NOFILE for self|(Dumping|Pre-dumping|Restoring|Lazy pages transfer) FAILED\.|Dump files \(pid: \d+\) failed with`)
+		versionRe = regexp.MustCompile(`Version: (\S+)`)
+		kernelRe = regexp.MustCompile(`Running on \S+ Linux (\S+)`)
+		rpcRe = regexp.MustCompile(`Would overwrite RPC settings with values from (\S+)`)
+		parsedRe = regexp.MustCompile(`^(?:\(\d+\.\d+\) )?Parsing config file (\S+)`)
+	})
+}
 
 // facts picks what CRIU says about itself at the top of every log.
 func (s *scanner) facts(b []byte) {

@@ -3,13 +3,14 @@ package doctor
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // minContainerSELinux allows container_domain to write
 // sysctl_kernel_ns_last_pid_t, which CRIU's restorer needs on kernels
 // without clone3 set_tid (container-selinux 2.96 changelog;
 // containers/container-selinux#71).
-var minContainerSELinux = mustVersion("2.96")
+var minContainerSELinux = sync.OnceValue(func() version { return mustVersion("2.96") })
 
 type selinuxFacts struct {
 	enabled   bool
@@ -85,10 +86,10 @@ func checkContainerPolicy(p *probe) Result {
 	switch {
 	case !ok:
 		return result(Warn, containerSELinuxFix, fmt.Sprintf("container-selinux %q (%s): not a version", ver, from))
-	case v.less(minContainerSELinux):
-		return result(Fail, containerSELinuxFix, fmt.Sprintf("container-selinux %s (%s) < %s: restored tasks may not write /proc/sys/kernel/ns_last_pid", ver, from, minContainerSELinux))
+	case v.less(minContainerSELinux()):
+		return result(Fail, containerSELinuxFix, fmt.Sprintf("container-selinux %s (%s) < %s: restored tasks may not write /proc/sys/kernel/ns_last_pid", ver, from, minContainerSELinux()))
 	}
-	return result(OK, "", fmt.Sprintf("container-selinux %s (%s) >= %s: has the ns_last_pid rule", ver, from, minContainerSELinux))
+	return result(OK, "", fmt.Sprintf("container-selinux %s (%s) >= %s: has the ns_last_pid rule", ver, from, minContainerSELinux()))
 }
 
 // packageVersion asks rpm, then dpkg, for an installed package's version.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 )
 
 // version is a dotted release with an optional -rcN pre-release: enough
@@ -15,10 +16,10 @@ type version struct {
 
 // versionRE takes the first dotted number: "Version: 4.2.1",
 // "runc version 1.0.0-rc7", "6.18.44-fc-v669", "1.1.5+ds1".
-var versionRE = regexp.MustCompile(`(\d+)\.(\d+)(?:\.(\d+))?(?:[-~.]?rc\.?(\d+))?`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(\d+)\.(\d+)(?:\.(\d+))?(?:[-~.]?rc\.?(\d+))?`) })
 
 func parseVersion(s string) (version, bool) {
-	m := versionRE.FindStringSubmatch(s)
+	m := versionRE().FindStringSubmatch(s)
 	if m == nil {
 		return version{}, false
 	}

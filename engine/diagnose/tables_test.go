@@ -1,0 +1,4 @@
+package diagnose
+
+// Tests read the catalog directly; production code loads it on first use.
+func init() { loadTables() }
