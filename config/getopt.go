@@ -51,6 +51,16 @@ var longOpts = sync.OnceValue(func() []longOpt {
 	return out
 })
 
+// longIndex finds exact names without a scan: resolving runs before every
+// checkpoint, over every line of every layer.
+var longIndex = sync.OnceValue(func() map[string]int {
+	m := make(map[string]int, len(longOpts()))
+	for i, o := range longOpts() {
+		m[o.name] = i
+	}
+	return m
+})
+
 // gotOpt is one option getopt_long returned.
 type gotOpt struct {
 	name   string // long_opts name, "no-" form included
@@ -87,18 +97,16 @@ func (g *getopt) next() (o gotOpt, ok bool, err *FileError) {
 
 func (g *getopt) long(w argWord) (gotOpt, bool, *FileError) {
 	name, value, hasValue := strings.Cut(w.text[2:], "=")
+	opts := longOpts()
 	var found *longOpt
-	for k := range longOpts() {
-		if longOpts()[k].name == name {
-			found = &longOpts()[k]
-			break
-		}
+	if k, ok := longIndex()[name]; ok {
+		found = &opts[k]
 	}
 	if found == nil {
 		// An unambiguous prefix is accepted: "tcp-est" is tcp-established.
 		var matches []string
-		for k := range longOpts() {
-			p := &longOpts()[k]
+		for k := range opts {
+			p := &opts[k]
 			if !strings.HasPrefix(p.name, name) {
 				continue
 			}
