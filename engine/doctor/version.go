@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -31,9 +32,26 @@ func parseVersion(s string) (version, bool) {
 	return v, true
 }
 
-// mustVersion is for the literals of the known-bad table and the minimums.
+// mustVersion is for the literals of the known-bad table and the minimums
+// ("4.2", "1.0.0-rc7"). It does not use versionRE: these tables are built
+// at start-up of every crhook-runtime call, where a regexp compile costs.
 func mustVersion(s string) version {
-	v, ok := parseVersion(s)
+	var v version
+	main, rc, hasRC := strings.Cut(s, "-rc")
+	parts := strings.Split(main, ".")
+	ok := len(parts) >= 2 && len(parts) <= 3
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		ok = ok && err == nil && i < 3
+		if ok {
+			v.nums[i] = n
+		}
+	}
+	if hasRC {
+		n, err := strconv.Atoi(rc)
+		ok = ok && err == nil
+		v.rc = n
+	}
 	if !ok {
 		panic("doctor: bad version literal " + s)
 	}
