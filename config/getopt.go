@@ -75,15 +75,22 @@ type getopt struct {
 	argv []argWord
 	i    int // optind
 	j    int // position inside a cluster of short options, 0 when none
+	// stray collects the words CRIU skips (non-options, and all after
+	// "--"), for Lint; CRIU itself never reads them.
+	stray []argWord
 }
 
 // next returns the next option; ok is false at the end of the scan.
 func (g *getopt) next() (o gotOpt, ok bool, err *FileError) {
 	if g.j == 0 {
 		for g.i < len(g.argv) && (len(g.argv[g.i].text) < 2 || g.argv[g.i].text[0] != '-') {
+			g.stray = append(g.stray, g.argv[g.i])
 			g.i++ // a non-option: permuted to the end, never read by CRIU
 		}
 		if g.i == len(g.argv) || g.argv[g.i].text == "--" {
+			if g.i < len(g.argv) {
+				g.stray = append(g.stray, g.argv[g.i+1:]...)
+			}
 			return o, false, nil
 		}
 		w := g.argv[g.i]

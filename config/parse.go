@@ -48,8 +48,20 @@ func Parse(file string, data []byte) ([]Statement, error) {
 // allocation on some line (undefined behaviour, see cbuf); the differential
 // test does not hold CRIU to a verdict on such files.
 func parse(file string, data []byte) ([]Statement, bool, error) {
-	var words []argWord
-	ub := false
+	words, ub, err := splitWords(file, data)
+	if err != nil {
+		return nil, ub, err
+	}
+	st, err := applyOptions(words)
+	if err != nil {
+		err.File = file
+		return nil, ub, err
+	}
+	return st, ub, nil
+}
+
+// splitWords is CRIU's parse_config: the argv every line turns into.
+func splitWords(file string, data []byte) (words []argWord, ub bool, _ *FileError) {
 	lineNo := 0
 	// getline: every line keeps its '\n'; a last line without one is
 	// still a line.
@@ -68,12 +80,7 @@ func parse(file string, data []byte) ([]Statement, bool, error) {
 		words = append(words, w...)
 		data = data[n:]
 	}
-	st, err := applyOptions(words)
-	if err != nil {
-		err.File = file
-		return nil, ub, err
-	}
-	return st, ub, nil
+	return words, ub, nil
 }
 
 // isSpace is isspace(3) in the C locale, which CRIU runs in.

@@ -35,6 +35,12 @@ func checkFiles(out, errw io.Writer, files []string) int {
 			fmt.Fprintf(out, "%s: absent\n", f)
 		default:
 			fmt.Fprintf(out, "%s: ok (%d options)\n", f, stmts)
+			// Words CRIU ignores are warnings: the file works, but not as
+			// its author meant.
+			warns, _ := config.LintFile(f)
+			for _, w := range warns {
+				fmt.Fprintf(errw, "warning: %v\n", w)
+			}
 		}
 	}
 	if checkSettings {
