@@ -119,7 +119,7 @@ func (d *lockedDir) read(name, path string) ([]byte, *fileMeta, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
-	case err == syscall.ELOOP:
+	case errors.Is(err, syscall.ELOOP):
 		target, _ := os.Readlink(path)
 		return nil, nil, fmt.Errorf("edit %q: it is a symbolic link to %q and crhook does not edit through links (edit the target with --file)", path, target)
 	case err != nil:

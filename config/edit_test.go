@@ -125,7 +125,7 @@ func TestEdit(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			case tc.wantErr != nil && err == nil:
 				t.Fatalf("no error, want %v", tc.wantErr)
-			case tc.wantErr != nil && tc.wantErr != errAny && !errors.Is(err, tc.wantErr):
+			case tc.wantErr != nil && !errors.Is(tc.wantErr, errAny) && !errors.Is(err, tc.wantErr):
 				t.Fatalf("error %q is not %v", err, tc.wantErr)
 			case err != nil && !strings.Contains(err.Error(), tc.errHas):
 				t.Fatalf("error %q does not mention %q", err, tc.errHas)

@@ -110,7 +110,7 @@ func decodeSettings(file string, data []byte, s *Settings) error {
 			return &FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
 				Err: fmt.Errorf("%w: %s", ErrSettings, pe.Message)}
 		}
-		return &FileError{File: file, Err: fmt.Errorf("%w: %v", ErrSettings, err)}
+		return &FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]

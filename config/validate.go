@@ -64,7 +64,7 @@ func ValidateValue(opt *Option, value string) error {
 		if errors.As(err, &ve) && ve.hint != "" {
 			return fmt.Errorf("%w: %s %q: %s (%s)", ErrInvalidValue, opt.Name, value, ve.detail, ve.hint)
 		}
-		return fmt.Errorf("%w: %s %q: %v", ErrInvalidValue, opt.Name, value, err)
+		return fmt.Errorf("%w: %s %q: %w", ErrInvalidValue, opt.Name, value, err)
 	}
 	return nil
 }

@@ -45,8 +45,11 @@ func InspectContainer(nameOrID string) (*Container, error) {
 			Annotations map[string]string `json:"Annotations"`
 		} `json:"Config"`
 	}
-	if err := json.Unmarshal(out, &list); err != nil || len(list) != 1 {
-		return nil, fmt.Errorf("decode podman container inspect %s: %v", nameOrID, err)
+	if err := json.Unmarshal(out, &list); err != nil {
+		return nil, fmt.Errorf("decode podman container inspect %s: %w", nameOrID, err)
+	}
+	if len(list) != 1 {
+		return nil, fmt.Errorf("podman container inspect %s returned %d containers, want 1", nameOrID, len(list))
 	}
 	c := list[0]
 	ctr := &Container{ID: c.ID, Name: c.Name, Runtime: c.OCIRuntime, Annotations: c.Config.Annotations,

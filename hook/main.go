@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,7 +29,8 @@ func run(args []string) int {
 	cmd := newRootCmd()
 	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
-		if code, ok := err.(exitCode); ok {
+		var code exitCode
+		if errors.As(err, &code) {
 			return int(code)
 		}
 		fmt.Fprintf(os.Stderr, "crhook: %v\n", err)
