@@ -24,9 +24,7 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		} else {
 			fmt.Fprintf(w, "# CRIU config: %s\n", c.CRIUConfig)
 		}
-		if c.ProcessLabel != "" || c.MountLabel != "" {
-			fmt.Fprintf(w, "# process label: %s\n# mount label: %s\n", orNone(c.ProcessLabel), orNone(c.MountLabel))
-		}
+		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", orNone(c.ProcessLabel), orNone(c.MountLabel))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, s := range v.Resolved.Options {
@@ -118,7 +116,7 @@ func shortID(id string) string {
 
 func orNone(s string) string {
 	if s == "" {
-		return "(none)"
+		return "(none: SELinux is off, or the container runs unconfined)"
 	}
 	return s
 }
