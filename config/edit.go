@@ -75,7 +75,7 @@ func Unset(path string, names ...string) (removed int, err error) {
 	for _, name := range names {
 		opt, _, ok := Lookup(name)
 		if !ok {
-			return 0, fmt.Errorf("unset %q in %s: %w", name, path, unknownOption(name))
+			return 0, fmt.Errorf("unset %q in %s: %w", name, path, UnknownOption(name))
 		}
 		drop[opt] = true
 	}
@@ -101,7 +101,7 @@ func Unset(path string, names ...string) (removed int, err error) {
 func statementFor(name, value string) (Statement, error) {
 	opt, negated, ok := Lookup(name)
 	if !ok {
-		return Statement{}, unknownOption(name)
+		return Statement{}, UnknownOption(name)
 	}
 	st := Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""}
 	switch {
@@ -144,11 +144,11 @@ func statementFor(name, value string) (Statement, error) {
 	return st, nil
 }
 
-// unknownOption explains a name that is not a full catalog name. getopt
+// UnknownOption explains a name that is not a full catalog name. getopt
 // would take an unambiguous abbreviation, but a file edited by crhook
 // spells names out so that it still means the same after a CRIU release
 // adds an option with the same prefix.
-func unknownOption(name string) error {
+func UnknownOption(name string) error {
 	if hint := didYouMean(name); hint != "" {
 		return fmt.Errorf("%w%s", ErrUnknownOption, hint)
 	}

@@ -24,27 +24,15 @@ func (o Origin) String() string {
 	return fmt.Sprintf("%s:%d", o.File, o.Line)
 }
 
-// Setting is one resolved option.
+// Setting is one resolved option: the statement that won, and where it
+// came from (a file line, or an annotation).
 type Setting struct {
-	Option   *Option
-	Negated  bool
-	Value    string
-	HasValue bool
-	Origin   Origin
+	Statement
+	Origin Origin
 }
 
-// Name is the option's spelling in a CRIU file, "no-" form included.
-func (s Setting) Name() string {
-	if s.Negated {
-		return "no-" + s.Option.Name
-	}
-	return s.Option.Name
-}
-
-// Line renders the setting as one CRIU config line.
-func (s Setting) Line() string {
-	return Format(Statement{Option: s.Option, Negated: s.Negated, Value: s.Value, HasValue: s.HasValue})
-}
+// Text renders the setting as one CRIU config line.
+func (s Setting) Text() string { return Format(s.Statement) }
 
 // Dropped is a setting that is kept off the container path, and why.
 type Dropped struct {
@@ -121,8 +109,7 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 			return nil, err
 		}
 		for _, st := range stmts {
-			m.add(Setting{Option: st.Option, Negated: st.Negated, Value: st.Value, HasValue: st.HasValue,
-				Origin: Origin{File: f, Line: st.Line}})
+			m.add(Setting{Statement: st, Origin: Origin{File: f, Line: st.Line}})
 		}
 	}
 	ann, err := annotationSettings(in.Annotations, in.Settings)
@@ -215,7 +202,7 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 			}
 			return nil, fmt.Errorf("annotation %s: %w: %s; set it in /etc/criu/default.conf instead, or remove the annotation", key, ErrDenied, why)
 		}
-		set := Setting{Option: opt, Origin: Origin{Annotation: key}}
+		set := Setting{Statement: Statement{Option: opt}, Origin: Origin{Annotation: key}}
 		switch {
 		case opt.Arg != RequiredArg && value == "true":
 			// A switch, or an optional-value option used as one (ext-unix-sk).

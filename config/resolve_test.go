@@ -41,7 +41,7 @@ func summary(r *Resolved) []string {
 		if o == "" {
 			o = filepath.Base(s.Origin.File) + ":" + strconv.Itoa(s.Origin.Line)
 		}
-		out = append(out, s.Line()+"@"+o)
+		out = append(out, s.Text()+"@"+o)
 	}
 	return out
 }
@@ -163,7 +163,7 @@ func TestResolve(t *testing.T) {
 			}
 			var dropped []string
 			for _, d := range r.Dropped {
-				dropped = append(dropped, d.Line())
+				dropped = append(dropped, d.Text())
 			}
 			if got := strings.Join(dropped, "|"); got != strings.Join(tc.wantDropped, "|") {
 				t.Errorf("dropped: got %q want %q", got, strings.Join(tc.wantDropped, "|"))

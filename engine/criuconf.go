@@ -61,7 +61,7 @@ func Render(id string, r *config.Resolved) []byte {
 	for _, s := range r.Options {
 		// On a line of its own: CRIU cuts a line at its first space, so a
 		// trailing comment would corrupt the option before it.
-		fmt.Fprintf(&b, "# from %s\n%s\n", s.Origin, s.Line())
+		fmt.Fprintf(&b, "# from %s\n%s\n", s.Origin, s.Text())
 	}
 	return []byte(b.String())
 }

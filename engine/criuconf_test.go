@@ -67,8 +67,8 @@ func TestRenderExplainsOrigins(t *testing.T) {
 	own, _, _ := config.Lookup("log-file")
 	r := &config.Resolved{
 		Layers:  []config.Layer{{Path: "/etc/criu/default.conf", Present: true}, {Path: "/etc/criu/runc.conf"}},
-		Options: []config.Setting{{Option: opt, Origin: config.Origin{File: "/etc/criu/default.conf", Line: 3}}},
-		Dropped: []config.Dropped{{Setting: config.Setting{Option: own, Value: "/x", HasValue: true,
+		Options: []config.Setting{{Statement: config.Statement{Option: opt}, Origin: config.Origin{File: "/etc/criu/default.conf", Line: 3}}},
+		Dropped: []config.Dropped{{Setting: config.Setting{Statement: config.Statement{Option: own, Value: "/x", HasValue: true},
 			Origin: config.Origin{File: "/etc/criu/default.conf", Line: 4}}, Reason: "owned"}},
 	}
 	got := string(Render("abc", r))

@@ -154,7 +154,7 @@ func (r *runner) explain(id, runtimeOutput string) {
 		op = diagnose.OpPreDump // runc logs a pre-dump to dump.log too
 	}
 	d, _ := diagnose.Explain(filepath.Join(dir, log), diagnose.Context{
-		Operation: op, ContainerName: shortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
+		Operation: op, ContainerName: ShortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
 	})
 	if op == diagnose.OpRestore {
 		onlyRootCause(d)
@@ -176,7 +176,8 @@ func onlyRootCause(d *diagnose.Diagnosis) {
 	}
 }
 
-func shortID(id string) string {
+// ShortID is the 12-character form podman prints.
+func ShortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}

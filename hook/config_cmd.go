@@ -89,7 +89,7 @@ func newGetCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt, _, ok := config.Lookup(args[0])
 			if !ok {
-				return fmt.Errorf("%w %q%s", config.ErrUnknownOption, args[0], suggestion(args[0]))
+				return fmt.Errorf("get %q: %w", args[0], config.UnknownOption(args[0]))
 			}
 			v, err := resolveView(showFlags{runtime: runtime})
 			if err != nil {
@@ -195,11 +195,4 @@ func newCheckCmd() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func suggestion(name string) string {
-	if s := config.Suggest(name); s != "" {
-		return "; did you mean " + s + "?"
-	}
-	return ""
 }

@@ -18,7 +18,7 @@ type view struct {
 
 func (v *view) writeText(w io.Writer, origin bool) {
 	if c := v.Container; c != nil {
-		fmt.Fprintf(w, "# container %s (%s), runtime %s\n", c.Name, shortID(c.ID), c.Runtime)
+		fmt.Fprintf(w, "# container %s (%s), runtime %s\n", c.Name, engine.ShortID(c.ID), c.Runtime)
 		if c.Bypass != "" {
 			fmt.Fprintf(w, "# bypasses crhook: %s\n", c.Bypass)
 		} else {
@@ -29,14 +29,14 @@ func (v *view) writeText(w io.Writer, origin bool) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, s := range v.Resolved.Options {
 		if origin {
-			fmt.Fprintf(tw, "%s\t# %s\n", s.Line(), s.Origin)
+			fmt.Fprintf(tw, "%s\t# %s\n", s.Text(), s.Origin)
 		} else {
-			fmt.Fprintln(tw, s.Line())
+			fmt.Fprintln(tw, s.Text())
 		}
 	}
 	tw.Flush()
 	for _, d := range v.Resolved.Dropped {
-		fmt.Fprintf(w, "# dropped: %s (%s): %s\n", d.Line(), d.Origin, d.Reason)
+		fmt.Fprintf(w, "# dropped: %s (%s): %s\n", d.Text(), d.Origin, d.Reason)
 	}
 }
 
@@ -105,13 +105,6 @@ func (v *view) writeGet(w io.Writer, opt *config.Option) error {
 	default:
 		return fmt.Errorf("%s is not set in any layer: CRIU's default applies", opt.Name)
 	}
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func orNone(s string) string {

@@ -83,7 +83,7 @@ func checkDropped(p *probe) Result {
 	}
 	ev := []string{fmt.Sprintf("%s reach CRIU, %d dropped:", plural(len(res.Options), "option"), len(res.Dropped))}
 	for _, d := range res.Dropped {
-		ev = append(ev, fmt.Sprintf("%s (%s): %s", d.Line(), d.Origin, d.Reason))
+		ev = append(ev, fmt.Sprintf("%s (%s): %s", d.Text(), d.Origin, d.Reason))
 	}
 	return result(Warn, "remove these lines, or move them out of criu.deny: they have no effect on the podman path (crhook config show --origin)", ev...)
 }
