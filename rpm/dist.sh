@@ -5,8 +5,8 @@
 #
 # Contents: the files git knows of (tracked, plus untracked ones that are not
 # ignored, as they are in the working tree), minus build output, copied to a
-# staging directory where `go mod vendor` runs (never in the repository, from
-# the local module cache only). The staged rpm/crhook.spec gets VERSION and
+# staging directory where `go mod vendor` runs (never in the repository;
+# modules missing from the module cache are downloaded first, see below). The staged rpm/crhook.spec gets VERSION and
 # RELEASE. Reproducible: fixed mtime (SOURCE_DATE_EPOCH, default the last
 # commit's time), owner 0:0, modes normalised, names sorted, gzip without
 # name or time stamp.
@@ -44,7 +44,14 @@ if ! grep -q -- "- $version-$release\$" "$spec"; then
     sed -i "/^%changelog\$/a $entry\\n- Snapshot of git commit $commit.\\n" "$spec"
 fi
 
-# Offline: the module cache must hold every module (a `go build` here fills it).
+# Vendoring takes every module of every platform (cobra's Windows-only
+# github.com/inconshreveable/mousetrap too), which a Linux `go build` never
+# fetched: download them first, through the environment's GOPROXY and
+# checked against go.sum, then vendor offline so nothing but go.sum decides
+# what goes in. `go mod download` with no argument fetches every module
+# go.mod requires (go >= 1.17 lists them all) plus the go.mod files of the
+# module graph.
+(cd "$stage/$name" && GOFLAGS=-mod=mod GOWORK=off GOTOOLCHAIN=local go mod download)
 (cd "$stage/$name" && GOFLAGS=-mod=mod GOPROXY=off GOWORK=off GOTOOLCHAIN=local go mod vendor)
 
 tarball=$out/$name.tar.gz
