@@ -26,19 +26,19 @@ func TestConfigChecks(t *testing.T) {
 		{name: "denied option", id: "config.dropped", status: Warn,
 			setup: func(f *fixture) { f.write("/etc/crhook/crhook.toml", "[criu]\ndeny = [\"tcp-established\"]\n", 0o644) },
 			want:  []string{"tcp-established", "denied by criu.deny"}},
-		{name: "modes ok", id: "config.permissions", status: OK,
+		{name: "modes ok", id: "config.permissions", rootOwned: true, status: OK,
 			want: []string{"default.conf: uid 0, mode 0644", "/run/crhook: uid 0, mode 0700"}},
-		{name: "group-writable layer", id: "config.permissions", status: Fail,
+		{name: "group-writable layer", id: "config.permissions", rootOwned: true, status: Fail,
 			setup: func(f *fixture) { f.write("/etc/criu/default.conf", "tcp-established\n", 0o664) },
 			want:  []string{"mode 0664: writable by group or others", "chmod go-w " + "/"}},
-		{name: "open state dir", id: "config.permissions", status: Fail,
+		{name: "open state dir", id: "config.permissions", rootOwned: true, status: Fail,
 			setup: func(f *fixture) {
 				if err := os.Chmod(f.path("/run/crhook"), 0o755); err != nil {
 					t.Fatal(err)
 				}
 			},
 			want: []string{"mode 0755: want a root-owned directory with mode 0700", "chmod 0700"}},
-		{name: "no state dir yet", id: "config.permissions", status: OK,
+		{name: "no state dir yet", id: "config.permissions", rootOwned: true, status: OK,
 			setup: func(f *fixture) { f.remove("/run/crhook") },
 			want:  []string{"absent (created root-owned 0700"}},
 	})

@@ -23,13 +23,22 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// requireTestHost skips unless this is the project's test machine, whose
-// truths (DESIGN.md "Facts about this machine") the real run asserts.
+// testHostEnv opts in to the tests that assert the project's test machine's
+// facts (DESIGN.md "Facts about this machine": no soft-dirty, SELinux off,
+// CRIU 4.2.1 installed) and download Debian 12's criu with apt-get. `make
+// test` sets it, on the machine it has just set up; a plain `go test ./...`
+// elsewhere (a laptop, CI as non-root) must not assert another host's
+// facts nor touch apt.
+const testHostEnv = "CRHOOK_TEST_HOST"
+
+// requireTestHost skips unless CRHOOK_TEST_HOST=1 declares this machine to
+// be the project's test host. An opt-in, not a guess from the kernel
+// version: what the assertions need is "this host is the one DESIGN.md
+// describes", which no probe can tell.
 func requireTestHost(t *testing.T) {
 	t.Helper()
-	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil || !strings.HasPrefix(string(data), "6.18.") {
-		t.Skipf("not the project's test host (kernel 6.18, DESIGN.md): kernel %q", strings.TrimSpace(string(data)))
+	if os.Getenv(testHostEnv) != "1" {
+		t.Skipf("asserts the project's test host (DESIGN.md \"Facts about this machine\") and runs apt-get: set %s=1 there (make test does)", testHostEnv)
 	}
 }
 
