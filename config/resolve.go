@@ -44,7 +44,23 @@ type Dropped struct {
 type Layer struct {
 	Path    string
 	Present bool
+	// NamedBy is the annotation that named this file ("org.criu.config"
+	// for the container's own file, layer 4); empty for the fixed layers.
+	NamedBy string `json:",omitempty"`
 }
+
+// ContainerFileAnnotation is the annotation with which a container names
+// its own CRIU config file (runc's and CRI-O's mechanism): layer 4.
+const ContainerFileAnnotation = "org.criu.config"
+
+// rpcFileKeeps are the runtime-owned options that runc lets its RPC config
+// file (runc.conf, or the file the container names) set: CRIU applies that
+// file after runc's RPC options, so they win there. crhook keeps them in
+// layers 3 and 4 only, and reads CRIU's log where CRIU then writes it. Every
+// other runtime-owned option would break the runtime's contract with its
+// caller (images in podman's directory, the pid runc waits for, the tree it
+// dumps) and is dropped in every layer.
+var rpcFileKeeps = map[string]bool{"log-file": true}
 
 // Resolved is the option set CRIU gets for one container.
 type Resolved struct {
@@ -57,6 +73,10 @@ type Resolved struct {
 type Input struct {
 	// Runtime is the wrapped runtime (path or name); it picks the runtime layer.
 	Runtime string
+	// ContainerFile is the CRIU file the container names with
+	// org.criu.config (layer 4, between the runtime's file and the
+	// annotations); "" for none. It is vetted like every other layer.
+	ContainerFile string
 	// Annotations of the container; only io.crhook.criu.* keys are read.
 	Annotations map[string]string
 	Settings    *Settings
@@ -95,21 +115,16 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 	}
 	r := &Resolved{}
 	m := merger{res: r, settings: in.Settings, index: map[string]int{}}
-	for _, f := range p.CRIUFiles(in.Runtime) {
-		data, found, err := readTrusted(f)
-		if err != nil {
+	files := p.CRIUFiles(in.Runtime)
+	for i, f := range files {
+		// The last fixed file is the runtime's own (layer 3).
+		if err := m.addFile(Layer{Path: f}, i == len(files)-1); err != nil {
 			return nil, err
 		}
-		r.Layers = append(r.Layers, Layer{Path: f, Present: found})
-		if !found {
-			continue
-		}
-		stmts, err := Parse(f, data)
-		if err != nil {
+	}
+	if in.ContainerFile != "" {
+		if err := m.addFile(Layer{Path: in.ContainerFile, NamedBy: ContainerFileAnnotation}, true); err != nil {
 			return nil, err
-		}
-		for _, st := range stmts {
-			m.add(Setting{Statement: st, Origin: Origin{File: f, Line: st.Line}})
 		}
 	}
 	ann, err := annotationSettings(in.Annotations, in.Settings)
@@ -123,14 +138,59 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 	return r, nil
 }
 
+// ResolveRuntimeFile vets the one file a runtime reads by itself, without
+// crhook in between: the org.criu.config of a container created without
+// crhook, or runc.conf for one without the annotation. It applies the same
+// trust and syntax rules as Resolve and the rules of layers 3 and 4; the
+// caller must refuse when anything is Dropped, since nobody can drop it
+// from a file the runtime hands to CRIU as it is.
+func ResolveRuntimeFile(path string, s *Settings) (*Resolved, error) {
+	if s == nil {
+		return nil, fmt.Errorf("resolve: no settings given")
+	}
+	r := &Resolved{}
+	m := merger{res: r, settings: s, index: map[string]int{}}
+	if err := m.addFile(Layer{Path: path}, true); err != nil {
+		return nil, err
+	}
+	m.finish()
+	return r, nil
+}
+
 type merger struct {
 	res      *Resolved
 	settings *Settings
 	index    map[string]int // option name -> position in res.Options
 }
 
-func (m *merger) add(s Setting) {
+// addFile reads one layer through readTrusted, the single trust rule, and
+// merges its statements; rpcFile marks layers 3 and 4 (see rpcFileKeeps).
+func (m *merger) addFile(l Layer, rpcFile bool) error {
+	data, found, err := readTrusted(l.Path)
+	if err != nil {
+		return err
+	}
+	l.Present = found
+	m.res.Layers = append(m.res.Layers, l)
+	if !found {
+		return nil
+	}
+	stmts, err := Parse(l.Path, data)
+	if err != nil {
+		return err
+	}
+	for _, st := range stmts {
+		m.addFrom(Setting{Statement: st, Origin: Origin{File: l.Path, Line: st.Line}}, rpcFile)
+	}
+	return nil
+}
+
+func (m *merger) add(s Setting) { m.addFrom(s, false) }
+
+func (m *merger) addFrom(s Setting, rpcFile bool) {
 	switch {
+	case s.Option.Owned && rpcFile && rpcFileKeeps[s.Option.Name]:
+		// Kept: see rpcFileKeeps.
 	case s.Option.Owned:
 		m.res.Dropped = append(m.res.Dropped, Dropped{s, "set by the runtime for each checkpoint/restore"})
 		return

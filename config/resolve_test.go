@@ -193,3 +193,119 @@ func TestResolveRefusesWritableLayerAsRoot(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnsafeFile with a chmod hint", err)
 	}
 }
+
+// TestContainerFileLayer: the file a container names with org.criu.config
+// is layer 4, above runc.conf and below the annotations, and like runc.conf
+// (runc's RPC config file) it may set log-file, which default.conf may not.
+func TestContainerFileLayer(t *testing.T) {
+	tests := []struct {
+		name        string
+		files       map[string]string
+		ann         map[string]string
+		want        []string
+		wantDropped []string
+		wantLayer   bool
+	}{
+		{
+			name:      "above runc.conf, below annotations",
+			files:     map[string]string{"etc/criu/runc.conf": "ghost-limit 1M\nfile-locks\n", "ctr.conf": "ghost-limit 2M\nno-file-locks\ntcp-established\n"},
+			ann:       map[string]string{"io.crhook.criu.tcp-established": "false"},
+			want:      []string{"ghost-limit 2M@ctr.conf:1"},
+			wantLayer: true,
+		},
+		{
+			name:        "log-file kept from runc.conf and the container file, dropped from default.conf",
+			files:       map[string]string{"etc/criu/default.conf": "log-file a.log\n", "etc/criu/runc.conf": "log-file b.log\n", "ctr.conf": "log-file c.log\n"},
+			want:        []string{"log-file c.log@ctr.conf:1"},
+			wantDropped: []string{"log-file a.log"},
+			wantLayer:   true,
+		},
+		{
+			name:        "options that break the runtime's contract are dropped from it",
+			files:       map[string]string{"ctr.conf": "images-dir /x\nwork-dir /y\npidfile /z\nroot /r\ntree 1\nshell-job\n"},
+			want:        []string{"shell-job@ctr.conf:6"},
+			wantDropped: []string{"images-dir /x", "work-dir /y", "pidfile /z", "root /r", "tree 1"},
+			wantLayer:   true,
+		},
+		{
+			name:      "a named file that does not exist is no layer, as in CRIU",
+			files:     map[string]string{"etc/criu/runc.conf": "file-locks\n"},
+			want:      []string{"file-locks@runc.conf:1"},
+			wantLayer: false,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tree(t, tc.files)
+			ctr := filepath.Join(filepath.Dir(filepath.Dir(p.CRIUDir)), "ctr.conf")
+			r, err := Resolve(p, Input{Runtime: "runc", ContainerFile: ctr, Annotations: tc.ann, Settings: Fallback()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(summary(r), "|"); got != strings.Join(tc.want, "|") {
+				t.Errorf("options:\n got %s\nwant %s", got, strings.Join(tc.want, "|"))
+			}
+			var dropped []string
+			for _, d := range r.Dropped {
+				dropped = append(dropped, d.Text())
+			}
+			if got := strings.Join(dropped, "|"); got != strings.Join(tc.wantDropped, "|") {
+				t.Errorf("dropped: got %q want %q", got, strings.Join(tc.wantDropped, "|"))
+			}
+			last := r.Layers[len(r.Layers)-1]
+			if last.Path != ctr || last.NamedBy != ContainerFileAnnotation || last.Present != tc.wantLayer {
+				t.Errorf("last layer = %+v, want %s named by %s, present %v", last, ctr, ContainerFileAnnotation, tc.wantLayer)
+			}
+		})
+	}
+}
+
+func TestContainerFileTrust(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ownership checks apply only when crhook runs as root")
+	}
+	p := tree(t, map[string]string{"ctr.conf": "action-script /tmp/x\n"})
+	ctr := filepath.Join(filepath.Dir(filepath.Dir(p.CRIUDir)), "ctr.conf")
+	for _, mode := range []os.FileMode{0o666, 0o620} {
+		if err := os.Chmod(ctr, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Resolve(p, Input{Runtime: "runc", ContainerFile: ctr, Settings: Fallback()}); !errors.Is(err, ErrUnsafeFile) {
+			t.Errorf("mode %04o: Resolve err = %v, want ErrUnsafeFile", mode, err)
+		}
+		if _, err := ResolveRuntimeFile(ctr, Fallback()); !errors.Is(err, ErrUnsafeFile) {
+			t.Errorf("mode %04o: ResolveRuntimeFile err = %v, want ErrUnsafeFile", mode, err)
+		}
+	}
+	if err := os.Chmod(ctr, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ctr, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resolve(p, Input{Runtime: "runc", ContainerFile: ctr, Settings: Fallback()}); !errors.Is(err, ErrUnsafeFile) {
+		t.Errorf("owned by nobody: err = %v, want ErrUnsafeFile", err)
+	}
+}
+
+func TestResolveRuntimeFile(t *testing.T) {
+	p := tree(t, map[string]string{"f.conf": "log-file x.log\nimages-dir /x\ntcp-established\n", "etc/crhook/crhook.toml": "[criu]\ndeny = [\"tcp-established\"]\n"})
+	s, err := LoadSettings(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ResolveRuntimeFile(filepath.Join(filepath.Dir(filepath.Dir(p.CRIUDir)), "f.conf"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped []string
+	for _, d := range r.Dropped {
+		dropped = append(dropped, d.Text())
+	}
+	if got, want := strings.Join(summary(r), "|"), "log-file x.log@f.conf:1"; got != want {
+		t.Errorf("options %q, want %q", got, want)
+	}
+	if got, want := strings.Join(dropped, "|"), "images-dir /x|tcp-established"; got != want {
+		t.Errorf("dropped %q, want %q", got, want)
+	}
+}

@@ -5,16 +5,51 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/crhook/crhook/config"
 )
 
 // CRIUConfigAnnotation is the annotation runc (and crun >= 1.26) reads to
 // find the CRIU config file of a container, instead of /etc/criu/runc.conf.
-const CRIUConfigAnnotation = "org.criu.config"
+const CRIUConfigAnnotation = config.ContainerFileAnnotation
 
-// annotateBundle sets one annotation in BUNDLE/config.json. Only the
-// annotations object is decoded; every other value is carried over as raw
-// JSON, so nothing of the spec changes but key order and white space.
-func annotateBundle(bundle, key, value string) error {
+// OriginalCRIUConfigAnnotation remembers the org.criu.config a container
+// was given by its creator once crhook has pointed org.criu.config at its
+// generated file: that file is the container's layer 4, at checkpoint (from
+// the runtime's stored spec) and at restore (from the bundle) alike.
+const OriginalCRIUConfigAnnotation = "io.crhook.original-criu-config"
+
+// pointBundle makes BUNDLE/config.json name crhook's generated file in
+// org.criu.config and remember the container's own file, if any, in
+// OriginalCRIUConfigAnnotation. A bundle that already says so is left alone.
+func pointBundle(bundle, generated, original string) error {
+	return annotateBundle(bundle, map[string]string{CRIUConfigAnnotation: generated, OriginalCRIUConfigAnnotation: original})
+}
+
+// containerFile is the CRIU file a container names for itself: its
+// org.criu.config, unless that is a file crhook generated, in which case
+// the one crhook remembered when it replaced the annotation.
+func containerFile(ann map[string]string, stateDir string) string {
+	if cur := ann[CRIUConfigAnnotation]; cur != "" && !isGenerated(stateDir, cur) {
+		return cur
+	}
+	return ann[OriginalCRIUConfigAnnotation]
+}
+
+// isGenerated reports a path of the form STATE_DIR/containers/ID/criu.conf:
+// a file crhook writes, never a layer of its own.
+func isGenerated(stateDir, path string) bool {
+	dir, file := filepath.Split(path)
+	id := filepath.Base(dir)
+	return file == "criu.conf" && validID(id) &&
+		filepath.Clean(dir) == filepath.Join(stateDir, "containers", id)
+}
+
+// annotateBundle sets annotations in BUNDLE/config.json; an empty value
+// removes the key. Only the annotations object is decoded; every other
+// value is carried over as raw JSON, so nothing of the spec changes but
+// key order and white space.
+func annotateBundle(bundle string, set map[string]string) error {
 	path := filepath.Join(bundle, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -30,10 +65,22 @@ func annotateBundle(bundle, key, value string) error {
 			return fmt.Errorf("decode annotations in %q: %w", path, err)
 		}
 	}
-	if ann[key] == value {
+	changed := false
+	for key, value := range set {
+		old, ok := ann[key]
+		switch {
+		case value == "" && ok:
+			delete(ann, key)
+		case value != "" && old != value:
+			ann[key] = value
+		default:
+			continue
+		}
+		changed = true
+	}
+	if !changed {
 		return nil
 	}
-	ann[key] = value
 	if spec["annotations"], err = json.Marshal(ann); err != nil {
 		return fmt.Errorf("encode annotations: %w", err)
 	}

@@ -18,6 +18,9 @@ type Container struct {
 	// CRIUConfig is the org.criu.config the runtime will use; empty when
 	// the container was not created through crhook.
 	CRIUConfig string
+	// CRIUFile is the CRIU file the container names for itself (its own
+	// org.criu.config, layer 4); empty for none.
+	CRIUFile string
 	// Bypass says why crhook's config does not reach this container.
 	Bypass       string
 	ProcessLabel string
@@ -56,13 +59,29 @@ func InspectContainer(nameOrID string) (*Container, error) {
 		ProcessLabel: c.ProcessLabel, MountLabel: c.MountLabel}
 	// The config.json podman wrote, and crhook annotated at create, says
 	// what the runtime will read at checkpoint time.
+	var named string
 	if c.OCIConfigPath != "" {
 		if ann, err := bundleAnnotations(filepath.Dir(c.OCIConfigPath)); err == nil {
-			ctr.CRIUConfig = ann[CRIUConfigAnnotation]
+			named = ann[CRIUConfigAnnotation]
+			if generatedFor(named, c.ID) {
+				ctr.CRIUConfig, ctr.CRIUFile = named, ann[OriginalCRIUConfigAnnotation]
+			}
 		}
 	}
-	if ctr.CRIUConfig == "" {
+	switch {
+	case ctr.CRIUConfig != "":
+	case named != "":
+		ctr.CRIUFile = named
+		ctr.Bypass = fmt.Sprintf("created with runtime %q without crhook: its checkpoints hand CRIU %s=%q as it is, and crhook refuses them unless that file passes its checks; recreate it with podman --runtime crhook", c.OCIRuntime, CRIUConfigAnnotation, named)
+	default:
 		ctr.Bypass = fmt.Sprintf("created with runtime %q without crhook: its checkpoints read /etc/criu/runc.conf only; recreate it with podman --runtime crhook", c.OCIRuntime)
 	}
 	return ctr, nil
+}
+
+// generatedFor reports a path of the form .../containers/ID/criu.conf: the
+// file crhook generates for container id, whatever its state dir.
+func generatedFor(path, id string) bool {
+	dir, file := filepath.Split(path)
+	return file == "criu.conf" && filepath.Base(dir) == id && filepath.Base(filepath.Dir(filepath.Clean(dir))) == "containers"
 }

@@ -93,7 +93,7 @@ func TestAnnotateBundleKeepsSpec(t *testing.T) {
 	if err := os.WriteFile(path, []byte(orig), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := annotateBundle(dir, CRIUConfigAnnotation, "/run/crhook/containers/abc/criu.conf"); err != nil {
+	if err := annotateBundle(dir, map[string]string{CRIUConfigAnnotation: "/run/crhook/containers/abc/criu.conf"}); err != nil {
 		t.Fatal(err)
 	}
 	var before, after map[string]any

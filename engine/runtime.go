@@ -45,8 +45,10 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 		return r.exec()
 	}
 	switch inv.cmd {
-	case "create":
-		r.annotate(r.bundle())
+	case "create", "run":
+		// `runc run` is create and start in one: the same spec, the same
+		// annotation, the same checkpoint later.
+		r.prepareCreate()
 		return r.exec()
 	case "checkpoint", "restore":
 		if serr != nil {
@@ -74,7 +76,15 @@ type runner struct {
 	settings *config.Settings
 	paths    config.Paths
 	stderr   io.Writer
+	// confPath is crhook's generated file when the runtime reads it, and
+	// criuFile the file CRIU gets as its RPC config (confPath, or a file
+	// the runtime reads by itself); both name the config in diagnoses.
 	confPath string
+	criuFile string
+	// ctrFile is the container's own CRIU file (layer 4), "" for none.
+	ctrFile string
+	// logFile is where CRIU logs when a kept log-file moved its log.
+	logFile string
 }
 
 func (r *runner) bundle() string {
@@ -85,40 +95,85 @@ func (r *runner) bundle() string {
 	return wd
 }
 
-// annotate points the runtime at the generated config. A failure is only
-// reported: crhook never stops a container from starting.
-func (r *runner) annotate(bundle string) {
-	path, err := ConfPath(r.settings.StateDir, r.inv.containerID())
-	if err == nil {
-		err = annotateBundle(bundle, CRIUConfigAnnotation, path)
-	}
+// prepareCreate points the runtime at the generated config and remembers
+// the container's own org.criu.config as its layer 4. A failure is only
+// reported: crhook never stops a container from starting, and a checkpoint
+// of a container it could not prepare vets what the runtime would read.
+func (r *runner) prepareCreate() {
+	id, bundle := r.inv.containerID(), r.bundle()
+	err := func() error {
+		path, err := ConfPath(r.settings.StateDir, id)
+		if err != nil {
+			return err
+		}
+		ann, err := bundleAnnotations(bundle)
+		if err != nil {
+			return err
+		}
+		r.ctrFile = containerFile(ann, r.settings.StateDir)
+		return pointBundle(bundle, path, r.ctrFile)
+	}()
 	if err != nil {
-		fmt.Fprintf(r.stderr, "crhook: warning: container %s will not use crhook's CRIU config: %v\n", r.inv.containerID(), err)
+		fmt.Fprintf(r.stderr, "crhook: warning: container %s will not use crhook's CRIU config: %v\n", id, err)
 		return
 	}
-	r.confPath = path
+	if r.ctrFile != "" {
+		// Said now, when the user can still act; the checkpoint refuses.
+		if _, err := config.CheckFile(r.ctrFile); err != nil {
+			fmt.Fprintf(r.stderr, "crhook: warning: container %s names %s=%q, which checkpoint and restore will refuse: %v\n",
+				id, CRIUConfigAnnotation, r.ctrFile, err)
+		}
+	}
+}
+
+// prepareRestore writes the generated config and points the bundle at it.
+// It fails closed: the bundle comes from a checkpoint archive, and if its
+// org.criu.config stayed, the runtime would hand CRIU that file unvetted
+// (an action-script in it runs as root). So when the bundle cannot be
+// rewritten (read-only, full, a stale temp file), nothing runs.
+func (r *runner) prepareRestore(id string) error {
+	bundle := r.bundle()
+	ann, err := bundleAnnotations(bundle)
+	if err != nil {
+		return err
+	}
+	path, err := ConfPath(r.settings.StateDir, id)
+	if err != nil {
+		return err
+	}
+	r.ctrFile = containerFile(ann, r.settings.StateDir)
+	if err := r.writeConf(path, id, ann); err != nil {
+		return err
+	}
+	if err := pointBundle(bundle, path, r.ctrFile); err != nil {
+		return fmt.Errorf("point %s in %q at crhook's CRIU config: %w; the runtime would otherwise hand CRIU the bundle's own %s=%q unvetted; make the bundle writable and retry",
+			CRIUConfigAnnotation, filepath.Join(bundle, "config.json"), err, CRIUConfigAnnotation, ann[CRIUConfigAnnotation])
+	}
+	return nil
 }
 
 func (r *runner) checkpointRestore() int {
 	id := r.inv.containerID()
-	var ann map[string]string
 	var err error
 	if r.inv.cmd == "restore" {
-		bundle := r.bundle()
-		r.annotate(bundle)
-		ann, err = bundleAnnotations(bundle)
+		err = r.prepareRestore(id)
 	} else {
-		ann, err = r.checkpointAnnotations(id)
-	}
-	if err == nil && r.confPath != "" {
-		err = r.writeConf(id, ann)
+		err = r.prepareCheckpoint(id)
 	}
 	if err != nil {
 		fmt.Fprintf(r.stderr, "crhook: %s of container %s refused: %v\n", r.inv.cmd, id, err)
 		if r.inv.cmd == "checkpoint" {
 			fmt.Fprintln(r.stderr, "crhook: nothing was dumped; the container is still running")
+		} else {
+			fmt.Fprintln(r.stderr, "crhook: nothing was restored and no CRIU config was run")
 		}
 		return 1
+	}
+	// A checkpoint that fails after CRIU froze the container must not
+	// leave it frozen; what it was before decides whether to resume it.
+	var before string
+	if r.inv.cmd == "checkpoint" {
+		before, _ = r.status(id)
 	}
 	// runc's own stderr goes to podman as always; on checkpoint a copy is
 	// kept because some failures (pre-dump on this kernel) leave CRIU's log
@@ -135,17 +190,144 @@ func (r *runner) checkpointRestore() int {
 			kept = out.String()
 		}
 		r.explain(id, kept)
+		if r.inv.cmd == "checkpoint" {
+			r.unfreeze(id, before)
+		}
 	}
 	return code
+}
+
+// prepareCheckpoint decides what CRIU will read and vets it. A container
+// crhook created reads the generated file, rewritten now from every layer;
+// any other reads its own org.criu.config, or the runtime's file, directly,
+// so that file must pass the same checks, and anything crhook would drop
+// from it makes the checkpoint refuse: nobody can drop it on the way.
+func (r *runner) prepareCheckpoint(id string) error {
+	ann, err := r.checkpointAnnotations(id)
+	if err != nil {
+		return err
+	}
+	want, err := ConfPath(r.settings.StateDir, id)
+	if err != nil {
+		return err
+	}
+	got, named := ann[CRIUConfigAnnotation]
+	if got == want {
+		r.ctrFile = ann[OriginalCRIUConfigAnnotation]
+		return r.writeConf(want, id, ann)
+	}
+	direct := got
+	if !named {
+		rt := r.paths.CRIUFiles(r.runtime)
+		direct = rt[len(rt)-1] // runc's default: /etc/criu/runc.conf
+	}
+	fmt.Fprintf(r.stderr, "crhook: warning: container %s was created without crhook (%s=%q), so the runtime ignores crhook's CRIU config; recreate it with --runtime crhook\n",
+		id, CRIUConfigAnnotation, got)
+	if direct == "" {
+		return nil // runc reads no file at all for an empty org.criu.config
+	}
+	res, err := config.ResolveRuntimeFile(direct, r.settings)
+	if err != nil {
+		return fmt.Errorf("the runtime would hand CRIU %q as it is: %w", direct, err)
+	}
+	if len(res.Dropped) > 0 {
+		var lines []string
+		for _, d := range res.Dropped {
+			lines = append(lines, fmt.Sprintf("%s: %s (%s)", d.Origin, d.Name(), d.Reason))
+		}
+		return fmt.Errorf("the runtime would hand CRIU %q as it is, and crhook cannot drop from it: %s; remove those lines, or recreate the container with --runtime crhook",
+			direct, strings.Join(lines, "; "))
+	}
+	if len(res.Layers) > 0 && res.Layers[0].Present {
+		r.criuFile = direct
+	}
+	r.setLogFile(res)
+	return nil
+}
+
+// unfreeze resumes a container that a failed checkpoint left paused: CRIU
+// killed after it froze the cgroup leaves it FROZEN, and neither runc nor
+// podman thaws it (podman shows it up, exec fails, unpause refuses).
+func (r *runner) unfreeze(id, before string) {
+	if before != "running" {
+		return // paused by its owner, or unknown: not crhook's to resume
+	}
+	resume := r.runtimeCmd("resume", id)
+	after, err := r.status(id)
+	if err != nil {
+		fmt.Fprintf(r.stderr, "crhook: cannot tell whether the failed checkpoint left container %s frozen: %v; if `%s` says paused, run: %s\n",
+			id, err, shellJoin(r.runtimeCmd("state", id)), shellJoin(resume))
+		return
+	}
+	if after != "paused" {
+		return
+	}
+	cmd := exec.Command(resume[0], resume[1:]...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen, and resuming it failed: %v: %s; run: %s\n",
+			id, err, strings.TrimSpace(string(out)), shellJoin(resume))
+		return
+	}
+	fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen; crhook resumed it (%s), it is running again\n",
+		id, shellJoin(resume))
+}
+
+// runtimeCmd is the runtime's command line for a subcommand on a
+// container, with the global flags (--root, ...) of this invocation.
+func (r *runner) runtimeCmd(sub, id string) []string {
+	return append(append(append([]string{r.runtime}, r.inv.global...), sub), id)
+}
+
+// status is the container's status as the runtime reports it.
+func (r *runner) status(id string) (string, error) {
+	st, err := r.runtimeState(id)
+	if err != nil {
+		return "", err
+	}
+	return st.Status, nil
+}
+
+// shellJoin quotes a command line for a user to paste into a shell.
+func shellJoin(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,+-=/:@%") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}
+
+// workDir is where CRIU writes its logs: --work-path, which defaults to
+// the images directory.
+func (r *runner) workDir() string {
+	if dir := r.inv.flag("--work-path", ""); dir != "" {
+		return dir
+	}
+	return r.inv.flag("--image-path", "")
+}
+
+// setLogFile records where CRIU logs when the runtime's file or the
+// container's (layers 3 and 4) kept a log-file: CRIU opens a relative
+// name in its work directory, so crhook reads it there.
+func (r *runner) setLogFile(res *config.Resolved) {
+	s, ok := res.Get("log-file")
+	if !ok || !s.HasValue || s.Value == "-" {
+		r.logFile = ""
+		return
+	}
+	r.logFile = s.Value
+	if !filepath.IsAbs(s.Value) {
+		r.logFile = filepath.Join(r.workDir(), s.Value)
+	}
 }
 
 // explain prints what went wrong and how to fix it, read from the CRIU log
 // of this operation. It runs only on failure, so success costs nothing.
 func (r *runner) explain(id, runtimeOutput string) {
-	dir := r.inv.flag("--work-path", "")
-	if dir == "" {
-		dir = r.inv.flag("--image-path", "") // runc's default work dir
-	}
+	dir := r.workDir()
 	op, log := diagnose.OpDump, "dump.log"
 	switch {
 	case r.inv.cmd == "restore":
@@ -153,8 +335,12 @@ func (r *runner) explain(id, runtimeOutput string) {
 	case r.inv.hasFlag("--pre-dump"):
 		op = diagnose.OpPreDump // runc logs a pre-dump to dump.log too
 	}
-	d, _ := diagnose.Explain(filepath.Join(dir, log), diagnose.Context{
-		Operation: op, ContainerName: ShortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
+	path := filepath.Join(dir, log)
+	if r.logFile != "" {
+		path = r.logFile // a kept log-file moved CRIU's log
+	}
+	d, _ := diagnose.Explain(path, diagnose.Context{
+		Operation: op, ContainerName: ShortID(id), ConfigFile: r.criuFile, RuntimeOutput: runtimeOutput,
 	})
 	if op == diagnose.OpRestore {
 		onlyRootCause(d)
@@ -184,8 +370,8 @@ func ShortID(id string) string {
 	return id
 }
 
-// checkpointAnnotations finds the container's annotations, and whether it
-// was created with crhook's org.criu.config.
+// checkpointAnnotations finds the container's annotations as the runtime
+// stored them at create: what it will read at checkpoint.
 func (r *runner) checkpointAnnotations(id string) (map[string]string, error) {
 	ann, ok := runcStateAnnotations(r.inv.globalFlag("--root", "/run/runc"), id)
 	if !ok {
@@ -194,35 +380,39 @@ func (r *runner) checkpointAnnotations(id string) (map[string]string, error) {
 			return nil, err
 		}
 	}
-	want, err := ConfPath(r.settings.StateDir, id)
-	if err != nil {
-		return nil, err
-	}
-	if got := ann[CRIUConfigAnnotation]; got != want {
-		fmt.Fprintf(r.stderr, "crhook: warning: container %s was created without crhook (%s=%q), so the runtime ignores crhook's CRIU config; recreate it with --runtime crhook\n",
-			id, CRIUConfigAnnotation, got)
-		return ann, nil
-	}
-	r.confPath = want
 	return ann, nil
 }
 
 // stateAnnotations asks the runtime itself (`runtime state ID`): the
 // portable way, used when runc's state file is not where runc keeps it.
 func (r *runner) stateAnnotations(id string) (map[string]string, error) {
-	cmd := exec.Command(r.runtime, append(append([]string{}, r.inv.global...), "state", id)...)
-	cmd.Stderr = r.stderr
-	out, err := cmd.Output()
+	st, err := r.runtimeState(id)
 	if err != nil {
-		return nil, fmt.Errorf("read state of container %s: %w", id, err)
-	}
-	var st struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return nil, fmt.Errorf("decode state of container %s: %w", id, err)
+		return nil, err
 	}
 	return st.Annotations, nil
+}
+
+// runtimeState is the runtime's `state ID` answer.
+type runtimeState struct {
+	Status      string            `json:"status"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+func (r *runner) runtimeState(id string) (*runtimeState, error) {
+	argv := r.runtimeCmd("state", id)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", shellJoin(argv), err, strings.TrimSpace(errb.String()))
+	}
+	var st runtimeState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("decode the answer of %s: %w", shellJoin(argv), err)
+	}
+	return &st, nil
 }
 
 // runcStateAnnotations reads the annotations runc stored at create time
@@ -250,15 +440,22 @@ func runcStateAnnotations(root, id string) (map[string]string, bool) {
 	return ann, true
 }
 
-func (r *runner) writeConf(id string, ann map[string]string) error {
-	res, err := config.Resolve(r.paths, config.Input{Runtime: r.runtime, Annotations: ann, Settings: r.settings})
+// writeConf resolves every layer for the container, vetting each file,
+// and writes the generated config the runtime will hand CRIU.
+func (r *runner) writeConf(path, id string, ann map[string]string) error {
+	res, err := config.Resolve(r.paths, config.Input{Runtime: r.runtime, ContainerFile: r.ctrFile, Annotations: ann, Settings: r.settings})
 	if err != nil {
 		return err
 	}
 	for _, d := range res.Dropped {
 		fmt.Fprintf(r.stderr, "crhook: warning: %s: %s ignored: %s\n", d.Origin, d.Name(), d.Reason)
 	}
-	return WriteConf(r.confPath, Render(id, res))
+	if err := WriteConf(path, Render(id, res)); err != nil {
+		return err
+	}
+	r.confPath, r.criuFile = path, path
+	r.setLogFile(res)
+	return nil
 }
 
 // exec replaces crhook with the runtime: the pass-through path.

@@ -73,6 +73,9 @@ func resolveView(f showFlags) (*view, error) {
 		}
 		v.Container = ctr
 		in.Annotations = ctr.Annotations
+		if ctr.Bypass == "" {
+			in.ContainerFile = ctr.CRIUFile // layer 4; a bypassing container's file is all CRIU reads
+		}
 	}
 	if v.Resolved, err = config.Resolve(p, in); err != nil {
 		return nil, err

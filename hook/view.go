@@ -24,6 +24,9 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		} else {
 			fmt.Fprintf(w, "# CRIU config: %s\n", c.CRIUConfig)
 		}
+		if c.CRIUFile != "" {
+			fmt.Fprintf(w, "# container's own CRIU file (layer 4, %s): %s\n", engine.CRIUConfigAnnotation, c.CRIUFile)
+		}
 		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", orNone(c.ProcessLabel), orNone(c.MountLabel))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
