@@ -19,7 +19,7 @@ import (
 )
 
 // The man pages are docs/NAME.N.md, rendered by `make man` (rpm/rpm.mk).
-const docsDir = "../docs"
+const docsDir = "../../docs"
 
 // manPage maps a command to the page that documents it: the root to
 // crhook(1), a top-level command and all its subcommands to crhook-NAME(1).
@@ -198,7 +198,7 @@ func loadCodePaths(t *testing.T) codePaths {
 
 	// Installed by the package: rpm/crhook.files (tests/rpm/check.sh holds
 	// the built RPM to that list).
-	f, err := os.Open("../rpm/crhook.files")
+	f, err := os.Open("../../rpm/crhook.files")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func loadCodePaths(t *testing.T) codePaths {
 			Runtimes map[string][]string `toml:"runtimes"`
 		} `toml:"engine"`
 	}
-	if _, err := toml.DecodeFile("../contrib/containers.conf.d/50-crhook.conf", &reg); err != nil {
+	if _, err := toml.DecodeFile("../../contrib/containers.conf.d/50-crhook.conf", &reg); err != nil {
 		t.Fatal(err)
 	}
 	add("contrib/containers.conf.d/50-crhook.conf", reg.Engine.Runtimes["crhook"]...)
