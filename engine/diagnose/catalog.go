@@ -20,11 +20,9 @@ import (
 // Text in meanings and commands may use {name} for a named group of the
 // matched pattern or for: container, op (criu's verb), podman_op
 // (checkpoint or restore), log, logdir, criu_version, kernel.
-// catalog is built on first use, not at init: crhook-runtime links this
-// package, and compiling its patterns at start-up cost every pass-through
-// call podman makes about 0.3 ms.
-var catalog []entry
-
+// The catalog is built on first use (loadTables), not at init:
+// crhook-runtime links this package, and compiling its patterns at start-up
+// cost every pass-through call podman makes about 0.3 ms.
 func catalogEntries() []entry {
 	return []entry{
 		{

@@ -149,6 +149,7 @@ type candidate struct {
 type scanner struct {
 	errorsOnly bool // CRIU logs: only error and warning lines are tried
 	ctx        Context
+	t          *tables
 	n          int
 	ring       [ctxBefore]rawLine // the lines just read, buffers reused
 	cands      []*candidate       // by catalog index
@@ -164,12 +165,13 @@ type scanner struct {
 }
 
 func newScanner(ctx Context, errorsOnly bool) *scanner {
-	loadTables()
+	t := loadTables()
 	return &scanner{
 		errorsOnly: errorsOnly,
 		ctx:        ctx,
-		cands:      make([]*candidate, len(catalog)),
-		alsoSeen:   make([]bool, len(catalog)),
+		t:          t,
+		cands:      make([]*candidate, len(t.catalog)),
+		alsoSeen:   make([]bool, len(t.catalog)),
 	}
 }
 
@@ -177,11 +179,6 @@ var (
 	errMark  = []byte("Error (")
 	warnMark = []byte("Warn  (")
 )
-
-// noise are error lines that never explain a failure: the rlimit one CRIU
-// logs and ignores when it lacks CAP_SYS_RESOURCE, and the summaries CRIU
-// prints after the real error.
-var noise *regexp.Regexp
 
 func (s *scanner) scan(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -236,8 +233,8 @@ func (s *scanner) line(b []byte) {
 	if s.n <= factLines {
 		s.facts(b)
 	}
-	for i := range catalog {
-		e := &catalog[i]
+	for i := range s.t.catalog {
+		e := &s.t.catalog[i]
 		if e.also != nil && !s.alsoSeen[i] && e.alsoMatch(b) {
 			s.alsoSeen[i] = true
 		}
@@ -248,7 +245,7 @@ func (s *scanner) line(b []byte) {
 	}
 	if isErr {
 		s.opFromSummary(b)
-		if !noise.Match(b) {
+		if !s.t.noise.Match(b) {
 			q := qline{s.n, clean(b)}
 			if s.firstErr == nil {
 				s.firstErr = s.capture(nil, q, nil)
@@ -265,8 +262,8 @@ func (s *scanner) line(b []byte) {
 
 func (s *scanner) match(b []byte) {
 	str := ""
-	for i := range catalog {
-		e := &catalog[i]
+	for i := range s.t.catalog {
+		e := &s.t.catalog[i]
 		if s.cands[i] != nil {
 			continue
 		}
@@ -308,36 +305,52 @@ func groups(re *regexp.Regexp, s string) map[string]string {
 	return vars
 }
 
-var versionRe, kernelRe, rpcRe, parsedRe *regexp.Regexp
-
-var tablesOnce sync.Once
-
-// loadTables compiles the catalog and patterns once, on first use.
-func loadTables() {
-	tablesOnce.Do(func() {
-		catalog = catalogEntries()
-		noise = regexp.MustCompile(`Can't setup RLIMIT_NOFILE for self|(Dumping|Pre-dumping|Restoring|Lazy pages transfer) FAILED\.|Dump files \(pid: \d+\) failed with`)
-		versionRe = regexp.MustCompile(`Version: (\S+)`)
-		kernelRe = regexp.MustCompile(`Running on \S+ Linux (\S+)`)
-		rpcRe = regexp.MustCompile(`Would overwrite RPC settings with values from (\S+)`)
-		parsedRe = regexp.MustCompile(`^(?:\(\d+\.\d+\) )?Parsing config file (\S+)`)
-	})
+// tables are the compiled catalog and patterns. They are built completely
+// by loadTables, once, and never written afterwards: concurrent diagnoses
+// share them without locks (TestConcurrentExplain runs that under -race).
+type tables struct {
+	catalog []entry
+	// noise are error lines that never explain a failure: the rlimit one
+	// CRIU logs and ignores when it lacks CAP_SYS_RESOURCE, and the
+	// summaries CRIU prints after the real error.
+	noise                                *regexp.Regexp
+	versionRe, kernelRe, rpcRe, parsedRe *regexp.Regexp
 }
+
+// loadTables returns the tables, compiled on first use (crhook-runtime reads
+// them only after a failure, so pass-through calls never pay for them).
+var loadTables = sync.OnceValue(func() *tables {
+	t := &tables{
+		catalog:   catalogEntries(),
+		noise:     regexp.MustCompile(`Can't setup RLIMIT_NOFILE for self|(Dumping|Pre-dumping|Restoring|Lazy pages transfer) FAILED\.|Dump files \(pid: \d+\) failed with`),
+		versionRe: regexp.MustCompile(`Version: (\S+)`),
+		kernelRe:  regexp.MustCompile(`Running on \S+ Linux (\S+)`),
+		rpcRe:     regexp.MustCompile(`Would overwrite RPC settings with values from (\S+)`),
+		parsedRe:  regexp.MustCompile(`^(?:\(\d+\.\d+\) )?Parsing config file (\S+)`),
+	}
+	for i := range t.catalog {
+		if e := &t.catalog[i]; e.also != nil {
+			lit, _ := e.also.LiteralPrefix()
+			e.alsoLit = []byte(lit)
+		}
+	}
+	return t
+})
 
 // facts picks what CRIU says about itself at the top of every log.
 func (s *scanner) facts(b []byte) {
-	if m := versionRe.FindSubmatch(b); m != nil {
+	if m := s.t.versionRe.FindSubmatch(b); m != nil {
 		s.version = clean(m[1])
 	}
-	if m := kernelRe.FindSubmatch(b); m != nil {
+	if m := s.t.kernelRe.FindSubmatch(b); m != nil {
 		s.kernel = "Linux " + clean(m[1])
 	}
-	if m := rpcRe.FindSubmatch(b); m != nil {
+	if m := s.t.rpcRe.FindSubmatch(b); m != nil {
 		// Only RPC (criu swrk, as runc and crun use it) logs this, with
 		// the config file the runtime passed: that is the one in effect.
 		s.rpc, s.config = true, clean(m[1])
 	}
-	if m := parsedRe.FindSubmatch(b); m != nil && !s.rpc {
+	if m := s.t.parsedRe.FindSubmatch(b); m != nil && !s.rpc {
 		// Plain criu: every file it parsed is in effect, later ones win.
 		if s.config != "" {
 			s.config += ", "
@@ -368,7 +381,7 @@ func (s *scanner) best() *candidate {
 		if c == nil {
 			continue
 		}
-		e := &catalog[i]
+		e := &s.t.catalog[i]
 		if e.also != nil && !s.alsoSeen[i] {
 			continue
 		}

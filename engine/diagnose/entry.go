@@ -15,7 +15,7 @@ type entry struct {
 	// also, when set, must occur somewhere in the log (any line, before or
 	// after the match) for the entry to count.
 	also    *regexp.Regexp
-	alsoLit []byte // its literal prefix, a cheap filter; set on first use
+	alsoLit []byte // its literal prefix, a cheap filter; set by loadTables
 	// ops, when set, restricts the entry to these operations ("" = unknown).
 	ops     []string
 	meaning string
@@ -44,10 +44,6 @@ type fixTemplate struct {
 
 func (e *entry) alsoMatch(b []byte) bool {
 	// The literal prefix is a cheap filter: also is tried on every line.
-	if e.alsoLit == nil {
-		lit, _ := e.also.LiteralPrefix()
-		e.alsoLit = []byte(lit)
-	}
 	if len(e.alsoLit) > 0 && !bytes.Contains(b, e.alsoLit) {
 		return false
 	}
