@@ -154,7 +154,8 @@ func (r *runner) explain(id, runtimeOutput string) {
 		op = diagnose.OpPreDump // runc logs a pre-dump to dump.log too
 	}
 	d, _ := diagnose.Explain(filepath.Join(dir, log), diagnose.Context{
-		Operation: op, ContainerName: ShortID(id), ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
+		Operation: op, ContainerName: ShortID(id), ContainerID: id, ConfigFile: r.confPath, RuntimeOutput: runtimeOutput,
+		Engine: DetectEngine(r.inv.args), // fixes in the commands of whoever called us
 	})
 	if op == diagnose.OpRestore {
 		onlyRootCause(d)

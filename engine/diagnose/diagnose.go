@@ -26,7 +26,7 @@ const (
 // Fix scopes: how far a fix reaches.
 const (
 	ScopeAll       = "all containers" // a CRIU config layer: every checkpoint on this host
-	ScopeContainer = "one container"  // an io.crhook.criu.* annotation at podman run
+	ScopeContainer = "one container"  // an io.crhook.criu.* annotation given when the container is created
 	ScopeThisTime  = "this time"      // a flag of this one checkpoint or restore
 	ScopeHost      = "host"           // something about the machine, not an option
 )
@@ -49,7 +49,9 @@ type Diagnosis struct {
 	Quote      []string `json:"quote"`
 	QuoteLines []int    `json:"quote_lines"`
 	Meaning    string   `json:"meaning"`
-	Fixes      []Fix    `json:"fixes"`
+	// Engine is what the fixes are written for.
+	Engine Engine `json:"engine"`
+	Fixes  []Fix  `json:"fixes"`
 	// Config is the CRIU config file that was in effect, when known.
 	Config string `json:"config,omitempty"`
 	// Generic is true when no catalog entry matched.
@@ -67,10 +69,14 @@ type Fix struct {
 type Context struct {
 	// Operation is dump, pre-dump or restore; empty lets the log decide.
 	Operation string
-	// ContainerName is the podman container. When set, or when the log
-	// shows CRIU ran for a container runtime, fixes use podman and crhook
-	// commands; otherwise the plain criu command line.
-	ContainerName string
+	// ContainerName is the container as its engine's users name it (podman
+	// prints 12 characters of the ID); ContainerID is its full ID, which
+	// runc's own commands need.
+	ContainerName, ContainerID string
+	// Engine is what drives the runtime; fixes are written for it. When
+	// empty it is podman if ContainerName is set or the log shows CRIU ran
+	// for a container runtime, else plain criu.
+	Engine Engine
 	// ConfigFile is the CRIU config file crhook gave CRIU; when empty, the
 	// one the log names is used.
 	ConfigFile string
@@ -404,18 +410,23 @@ func (s *scanner) diagnose(name string, ctx Context) *Diagnosis {
 	if d.Config == "" {
 		d.Config = s.config
 	}
-	podman := ctx.ContainerName != "" || s.rpc || strings.Contains(name, "/overlay-containers/")
+	d.Engine = engineFor(ctx, s.rpc, name)
+	container := orDefault(ctx.ContainerName, "CONTAINER")
+	if d.Engine == EngineRunc {
+		container = orDefault(ctx.ContainerID, container)
+	}
 	vars := map[string]string{
-		"container":    orDefault(ctx.ContainerName, "CONTAINER"),
+		"container":    container,
 		"op":           orDefault(d.Operation, OpDump),
 		"podman_op":    "checkpoint",
+		"runc_op":      "checkpoint",
 		"log":          name,
 		"logdir":       filepath.Dir(name),
 		"criu_version": orDefault(s.version, "unknown version"),
 		"kernel":       orDefault(s.kernel, "this kernel"),
 	}
 	if d.Operation == OpRestore {
-		vars["podman_op"] = "restore"
+		vars["podman_op"], vars["runc_op"] = "restore", "restore"
 	}
 
 	if c := s.best(); c != nil {
@@ -428,7 +439,7 @@ func (s *scanner) diagnose(name string, ctx Context) *Diagnosis {
 		d.Rule, d.Line = c.e.id, c.n
 		d.Quote, d.QuoteLines = split(c.lines)
 		d.Meaning = expand(c.e.meaning, vars)
-		d.Fixes = c.e.fixesFor(podman, d.Operation, vars)
+		d.Fixes = c.e.fixesFor(d.Engine, d.Operation, vars)
 		return d
 	}
 
@@ -466,9 +477,23 @@ func (s *scanner) lastLines() []qline {
 	return out
 }
 
+// engineFor is the caller's engine or, when it did not say, podman for a
+// container (a name, a runtime's RPC log, podman's storage path) and
+// plain criu otherwise.
+func engineFor(ctx Context, rpc bool, name string) Engine {
+	switch {
+	case ctx.Engine != "":
+		return ctx.Engine
+	case ctx.ContainerName != "" || rpc || strings.Contains(name, "/overlay-containers/"):
+		return EnginePodman
+	default:
+		return EngineCRIU
+	}
+}
+
 func noLog(name string, ctx Context) *Diagnosis {
 	return &Diagnosis{
-		Rule: ruleNoLog, Operation: ctx.Operation, LogPath: name, Config: ctx.ConfigFile,
+		Rule: ruleNoLog, Operation: ctx.Operation, LogPath: name, Config: ctx.ConfigFile, Engine: engineFor(ctx, false, name),
 		Quote: []string{}, QuoteLines: []int{}, Meaning: meaningNoLog, Fixes: []Fix{}, Generic: true,
 	}
 }

@@ -1,8 +1,9 @@
 // Package diagnose explains a failed CRIU dump or restore from its log: the
 // root-cause line (not merely the first "Error": CRIU logs a harmless rlimit
 // error first when it lacks CAP_SYS_RESOURCE), what it means in one
-// sentence, and the exact fixes on the podman path or the plain criu
-// command line. crhook-runtime prints Diagnosis.Text on stderr when a
+// sentence, and the exact fixes written for the engine the user drives
+// (podman, CRI-O or containerd under Kubernetes, runc by hand, or the
+// plain criu command line; see fix.go). crhook-runtime prints Diagnosis.Text on stderr when a
 // checkpoint or restore fails, and "crhook explain LOGFILE" prints it for
 // any CRIU log.
 //
@@ -31,11 +32,14 @@
 //	quote        []string the quoted lines, control characters escaped
 //	quote_lines  []int    their line numbers, same length as quote
 //	meaning      string   one sentence
+//	engine       string   what the fixes are written for: podman, cri-o,
+//	                      containerd, runc or criu
 //	fixes        []object {"scope": ..., "command": ...}, most general
 //	                      first; scope is "all containers" (a CRIU config
-//	                      layer: every checkpoint on the host, plain criu
-//	                      included), "one container" (an io.crhook.criu.*
-//	                      annotation given at podman run), "this time" (a
+//	                      layer: every checkpoint on the host or node, plain
+//	                      criu included), "one container" (an
+//	                      io.crhook.criu.* annotation given when the
+//	                      container or pod is created), "this time" (a
 //	                      flag of this checkpoint or restore) or "host"
 //	config       string   the CRIU config file in effect; absent when unknown
 //	generic      bool     true when no catalog entry matched

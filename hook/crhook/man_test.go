@@ -129,6 +129,11 @@ var notReadHere = map[string]string{
 	"/var/lib/containers/storage/overlay-containers/ID/userdata/dump.log": "example: where podman keeps CRIU's dump log",
 	"/tmp/img":          "example: a plain criu dump directory",
 	"/tmp/img/dump.log": "example: a plain criu dump log",
+	// engine.DetectEngine matches these in the arguments it is given; it
+	// reads no file there.
+	"/run/containerd/": "prefix of containerd's --root, an engine signal (engine.DetectEngine)",
+	"/run/containerd/io.containerd.runtime.v2.task/": "containerd's bundle directory in --log, an engine signal (engine.DetectEngine)",
+	"/usr/bin/podman": "podman's --exit-command for conmon, an engine signal (engine.DetectEngine)",
 }
 
 // codePaths returns what the code reads and the package installs, and the
