@@ -32,7 +32,8 @@ const (
 )
 
 // Diagnosis is what went wrong and what to do about it. Its JSON form is the
-// stable output of "crhook explain --format json" (see doc.go).
+// stable output of "crhook explain --format json" (keys in
+// crhook-explain(1), JSON OUTPUT).
 type Diagnosis struct {
 	// Rule names the catalog entry that matched, or generic, no-error,
 	// empty-log or no-log.

@@ -17,30 +17,9 @@
 //
 // # JSON schema
 //
-// "crhook explain --format json" prints a Diagnosis as one JSON object. The
-// fields are stable: new fields may be added, none are renamed or removed.
-//
-//	rule         string   catalog entry: criu-too-old, no-checkpoint-restore,
-//	                      selinux, no-space, no-dirty-tracking,
-//	                      tcp-established, shell-job, file-locks, ext-unix-sk,
-//	                      ghost-limit, link-remap, pid-in-use; or, when no
-//	                      entry matched: generic, no-error, empty-log, no-log
-//	operation    string   dump, pre-dump or restore; absent when unknown
-//	log          string   the log that was read ("runtime stderr" when the
-//	                      cause came from the runtime's own message)
-//	line         int      1-based line of the root cause; absent when none
-//	quote        []string the quoted lines, control characters escaped
-//	quote_lines  []int    their line numbers, same length as quote
-//	meaning      string   one sentence
-//	engine       string   what the fixes are written for: podman, cri-o,
-//	                      containerd, runc or criu
-//	fixes        []object {"scope": ..., "command": ...}, most general
-//	                      first; scope is "all containers" (a CRIU config
-//	                      layer: every checkpoint on the host or node, plain
-//	                      criu included), "one container" (an
-//	                      io.crhook.criu.* annotation given when the
-//	                      container or pod is created), "this time" (a
-//	                      flag of this checkpoint or restore) or "host"
-//	config       string   the CRIU config file in effect; absent when unknown
-//	generic      bool     true when no catalog entry matched
+// "crhook explain --format json" prints a Diagnosis as one JSON object. Its
+// keys are snake_case and stable (new keys may be added, none renamed or
+// removed); they are documented in the JSON OUTPUT section of
+// crhook-explain(1), docs/crhook-explain.1.md, which
+// hook/crhook/json_test.go holds to the output.
 package diagnose
