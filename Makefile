@@ -47,6 +47,7 @@ setup:
 test: setup build
 	$(MAKE) --no-print-directory install
 	$(GOTEST) ./...
+	CGO_ENABLED=1 $(GOTEST) -race -run Concurrent ./engine/diagnose/   # the race detector needs cgo (gcc: setup installs build-essential)
 	$(GOTEST) -tags e2e -timeout 15m ./tests/...
 	$(MAKE) --no-print-directory selinux-check
 	$(MAKE) --no-print-directory rpm-check
