@@ -340,7 +340,8 @@ func (r *runner) explain(id, runtimeOutput string) {
 		path = r.logFile // a kept log-file moved CRIU's log
 	}
 	d, _ := diagnose.Explain(path, diagnose.Context{
-		Operation: op, ContainerName: ShortID(id), ConfigFile: r.criuFile, RuntimeOutput: runtimeOutput,
+		Operation: op, ContainerName: ShortID(id), ContainerID: id, ConfigFile: r.criuFile, RuntimeOutput: runtimeOutput,
+		Engine: DetectEngine(r.inv.args), // fixes in the commands of whoever called us
 	})
 	if op == diagnose.OpRestore {
 		onlyRootCause(d)

@@ -18,13 +18,13 @@ import (
 // environment makes every later error meaningless.
 //
 // Text in meanings and commands may use {name} for a named group of the
-// matched pattern or for: container, op (criu's verb), podman_op
-// (checkpoint or restore), log, logdir, criu_version, kernel.
-// catalog is built on first use, not at init: crhook-runtime links this
-// package, and compiling its patterns at start-up cost every pass-through
-// call podman makes about 0.3 ms.
-var catalog []entry
-
+// matched pattern or for: container, op (criu's verb), podman_op and
+// runc_op (checkpoint or restore), log, logdir, criu_version, kernel.
+// Fixes that set a CRIU option are data (option, value), written per
+// engine by fix.go; fixTemplate commands name the engines they are for.
+// The catalog is built on first use (loadTables), not at init:
+// crhook-runtime links this package, and compiling its patterns at start-up
+// cost every pass-through call podman makes about 0.3 ms.
 func catalogEntries() []entry {
 	return []entry{
 		{
@@ -127,13 +127,13 @@ func catalogEntries() []entry {
 			id: "tcp-established", priority: 50,
 			match:   res(`Connected TCP socket, consider using --tcp-established option`),
 			meaning: "A process has an established TCP connection, and CRIU checkpoints those only when asked to: it then restores them with TCP repair, so the peer must still be there.",
-			option:  "tcp-established", podmanFlag: true,
+			option:  "tcp-established",
 		},
 		{
 			id: "tcp-established", priority: 50,
 			match:   res(`Connected TCP socket in image`),
 			meaning: "The checkpoint holds an established TCP connection, and CRIU restores it only when asked to (with TCP repair; the peer must still be there).",
-			option:  "tcp-established", podmanFlag: true,
+			option:  "tcp-established",
 		},
 		{
 			id: "shell-job", priority: 50,
@@ -151,7 +151,7 @@ func catalogEntries() []entry {
 			id: "file-locks", priority: 50,
 			match:   res(`Some file locks are hold by dumping tasks`),
 			meaning: "A process holds file locks (flock, POSIX or OFD), and CRIU dumps them only when asked to; the locked files must be the same on restore.",
-			option:  "file-locks", podmanFlag: true,
+			option:  "file-locks",
 		},
 		{
 			id: "ext-unix-sk", priority: 50,
@@ -193,7 +193,7 @@ func catalogEntries() []entry {
 
 const (
 	upgradeCRIU  = "criu check   # install CRIU 4.2.1 or newer first; it must say \"Looks good.\""
-	dirtyMeaning = "Pre-dump (podman's --pre-checkpoint) needs the kernel's soft-dirty memory tracking, and this kernel ({kernel}) has none."
+	dirtyMeaning = "Pre-dump (podman's --pre-checkpoint, runc's --pre-dump) needs the kernel's soft-dirty memory tracking, and this kernel ({kernel}) has none."
 )
 
 var (
@@ -202,8 +202,9 @@ var (
 		{Scope: ScopeHost, Command: "semodule -l | grep -w crhook   # if missing, install crhook-selinux"},
 	}
 	dirtyFixes = []fixTemplate{
-		{Scope: ScopeThisTime, Command: "podman container checkpoint {container}   # without --pre-checkpoint", when: podmanOnly},
-		{Scope: ScopeThisTime, Command: "criu dump ...   # instead of pre-dump", when: criuOnly},
+		{Scope: ScopeThisTime, Command: "podman container checkpoint {container}   # without --pre-checkpoint", engines: []Engine{EnginePodman}},
+		{Scope: ScopeThisTime, Command: "runc checkpoint {container}   # without --pre-dump", engines: []Engine{EngineRunc}},
+		{Scope: ScopeThisTime, Command: "criu dump ...   # instead of pre-dump", engines: []Engine{EngineCRIU}},
 		{Scope: ScopeHost, Command: "criu check --feature mem_dirty_track   # passes on a kernel with CONFIG_MEM_SOFT_DIRTY=y"},
 	}
 )

@@ -26,13 +26,14 @@ const (
 // Fix scopes: how far a fix reaches.
 const (
 	ScopeAll       = "all containers" // a CRIU config layer: every checkpoint on this host
-	ScopeContainer = "one container"  // an io.crhook.criu.* annotation at podman run
+	ScopeContainer = "one container"  // an io.crhook.criu.* annotation given when the container is created
 	ScopeThisTime  = "this time"      // a flag of this one checkpoint or restore
 	ScopeHost      = "host"           // something about the machine, not an option
 )
 
 // Diagnosis is what went wrong and what to do about it. Its JSON form is the
-// stable output of "crhook explain --format json" (see doc.go).
+// stable output of "crhook explain --format json" (keys in
+// crhook-explain(1), JSON OUTPUT).
 type Diagnosis struct {
 	// Rule names the catalog entry that matched, or generic, no-error,
 	// empty-log or no-log.
@@ -49,7 +50,9 @@ type Diagnosis struct {
 	Quote      []string `json:"quote"`
 	QuoteLines []int    `json:"quote_lines"`
 	Meaning    string   `json:"meaning"`
-	Fixes      []Fix    `json:"fixes"`
+	// Engine is what the fixes are written for.
+	Engine Engine `json:"engine"`
+	Fixes  []Fix  `json:"fixes"`
 	// Config is the CRIU config file that was in effect, when known.
 	Config string `json:"config,omitempty"`
 	// Generic is true when no catalog entry matched.
@@ -67,10 +70,14 @@ type Fix struct {
 type Context struct {
 	// Operation is dump, pre-dump or restore; empty lets the log decide.
 	Operation string
-	// ContainerName is the podman container. When set, or when the log
-	// shows CRIU ran for a container runtime, fixes use podman and crhook
-	// commands; otherwise the plain criu command line.
-	ContainerName string
+	// ContainerName is the container as its engine's users name it (podman
+	// prints 12 characters of the ID); ContainerID is its full ID, which
+	// runc's own commands need.
+	ContainerName, ContainerID string
+	// Engine is what drives the runtime; fixes are written for it. When
+	// empty it is podman if ContainerName is set or the log shows CRIU ran
+	// for a container runtime, else plain criu.
+	Engine Engine
 	// ConfigFile is the CRIU config file crhook gave CRIU; when empty, the
 	// one the log names is used.
 	ConfigFile string
@@ -149,6 +156,7 @@ type candidate struct {
 type scanner struct {
 	errorsOnly bool // CRIU logs: only error and warning lines are tried
 	ctx        Context
+	t          *tables
 	n          int
 	ring       [ctxBefore]rawLine // the lines just read, buffers reused
 	cands      []*candidate       // by catalog index
@@ -164,12 +172,13 @@ type scanner struct {
 }
 
 func newScanner(ctx Context, errorsOnly bool) *scanner {
-	loadTables()
+	t := loadTables()
 	return &scanner{
 		errorsOnly: errorsOnly,
 		ctx:        ctx,
-		cands:      make([]*candidate, len(catalog)),
-		alsoSeen:   make([]bool, len(catalog)),
+		t:          t,
+		cands:      make([]*candidate, len(t.catalog)),
+		alsoSeen:   make([]bool, len(t.catalog)),
 	}
 }
 
@@ -177,11 +186,6 @@ var (
 	errMark  = []byte("Error (")
 	warnMark = []byte("Warn  (")
 )
-
-// noise are error lines that never explain a failure: the rlimit one CRIU
-// logs and ignores when it lacks CAP_SYS_RESOURCE, and the summaries CRIU
-// prints after the real error.
-var noise *regexp.Regexp
 
 func (s *scanner) scan(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -236,8 +240,8 @@ func (s *scanner) line(b []byte) {
 	if s.n <= factLines {
 		s.facts(b)
 	}
-	for i := range catalog {
-		e := &catalog[i]
+	for i := range s.t.catalog {
+		e := &s.t.catalog[i]
 		if e.also != nil && !s.alsoSeen[i] && e.alsoMatch(b) {
 			s.alsoSeen[i] = true
 		}
@@ -248,7 +252,7 @@ func (s *scanner) line(b []byte) {
 	}
 	if isErr {
 		s.opFromSummary(b)
-		if !noise.Match(b) {
+		if !s.t.noise.Match(b) {
 			q := qline{s.n, clean(b)}
 			if s.firstErr == nil {
 				s.firstErr = s.capture(nil, q, nil)
@@ -265,8 +269,8 @@ func (s *scanner) line(b []byte) {
 
 func (s *scanner) match(b []byte) {
 	str := ""
-	for i := range catalog {
-		e := &catalog[i]
+	for i := range s.t.catalog {
+		e := &s.t.catalog[i]
 		if s.cands[i] != nil {
 			continue
 		}
@@ -308,36 +312,52 @@ func groups(re *regexp.Regexp, s string) map[string]string {
 	return vars
 }
 
-var versionRe, kernelRe, rpcRe, parsedRe *regexp.Regexp
-
-var tablesOnce sync.Once
-
-// loadTables compiles the catalog and patterns once, on first use.
-func loadTables() {
-	tablesOnce.Do(func() {
-		catalog = catalogEntries()
-		noise = regexp.MustCompile(`Can't setup RLIMIT_NOFILE for self|(Dumping|Pre-dumping|Restoring|Lazy pages transfer) FAILED\.|Dump files \(pid: \d+\) failed with`)
-		versionRe = regexp.MustCompile(`Version: (\S+)`)
-		kernelRe = regexp.MustCompile(`Running on \S+ Linux (\S+)`)
-		rpcRe = regexp.MustCompile(`Would overwrite RPC settings with values from (\S+)`)
-		parsedRe = regexp.MustCompile(`^(?:\(\d+\.\d+\) )?Parsing config file (\S+)`)
-	})
+// tables are the compiled catalog and patterns. They are built completely
+// by loadTables, once, and never written afterwards: concurrent diagnoses
+// share them without locks (TestConcurrentExplain runs that under -race).
+type tables struct {
+	catalog []entry
+	// noise are error lines that never explain a failure: the rlimit one
+	// CRIU logs and ignores when it lacks CAP_SYS_RESOURCE, and the
+	// summaries CRIU prints after the real error.
+	noise                                *regexp.Regexp
+	versionRe, kernelRe, rpcRe, parsedRe *regexp.Regexp
 }
+
+// loadTables returns the tables, compiled on first use (crhook-runtime reads
+// them only after a failure, so pass-through calls never pay for them).
+var loadTables = sync.OnceValue(func() *tables {
+	t := &tables{
+		catalog:   catalogEntries(),
+		noise:     regexp.MustCompile(`Can't setup RLIMIT_NOFILE for self|(Dumping|Pre-dumping|Restoring|Lazy pages transfer) FAILED\.|Dump files \(pid: \d+\) failed with`),
+		versionRe: regexp.MustCompile(`Version: (\S+)`),
+		kernelRe:  regexp.MustCompile(`Running on \S+ Linux (\S+)`),
+		rpcRe:     regexp.MustCompile(`Would overwrite RPC settings with values from (\S+)`),
+		parsedRe:  regexp.MustCompile(`^(?:\(\d+\.\d+\) )?Parsing config file (\S+)`),
+	}
+	for i := range t.catalog {
+		if e := &t.catalog[i]; e.also != nil {
+			lit, _ := e.also.LiteralPrefix()
+			e.alsoLit = []byte(lit)
+		}
+	}
+	return t
+})
 
 // facts picks what CRIU says about itself at the top of every log.
 func (s *scanner) facts(b []byte) {
-	if m := versionRe.FindSubmatch(b); m != nil {
+	if m := s.t.versionRe.FindSubmatch(b); m != nil {
 		s.version = clean(m[1])
 	}
-	if m := kernelRe.FindSubmatch(b); m != nil {
+	if m := s.t.kernelRe.FindSubmatch(b); m != nil {
 		s.kernel = "Linux " + clean(m[1])
 	}
-	if m := rpcRe.FindSubmatch(b); m != nil {
+	if m := s.t.rpcRe.FindSubmatch(b); m != nil {
 		// Only RPC (criu swrk, as runc and crun use it) logs this, with
 		// the config file the runtime passed: that is the one in effect.
 		s.rpc, s.config = true, clean(m[1])
 	}
-	if m := parsedRe.FindSubmatch(b); m != nil && !s.rpc {
+	if m := s.t.parsedRe.FindSubmatch(b); m != nil && !s.rpc {
 		// Plain criu: every file it parsed is in effect, later ones win.
 		if s.config != "" {
 			s.config += ", "
@@ -368,7 +388,7 @@ func (s *scanner) best() *candidate {
 		if c == nil {
 			continue
 		}
-		e := &catalog[i]
+		e := &s.t.catalog[i]
 		if e.also != nil && !s.alsoSeen[i] {
 			continue
 		}
@@ -391,18 +411,23 @@ func (s *scanner) diagnose(name string, ctx Context) *Diagnosis {
 	if d.Config == "" {
 		d.Config = s.config
 	}
-	podman := ctx.ContainerName != "" || s.rpc || strings.Contains(name, "/overlay-containers/")
+	d.Engine = engineFor(ctx, s.rpc, name)
+	container := orDefault(ctx.ContainerName, "CONTAINER")
+	if d.Engine == EngineRunc {
+		container = orDefault(ctx.ContainerID, container)
+	}
 	vars := map[string]string{
-		"container":    orDefault(ctx.ContainerName, "CONTAINER"),
+		"container":    container,
 		"op":           orDefault(d.Operation, OpDump),
 		"podman_op":    "checkpoint",
+		"runc_op":      "checkpoint",
 		"log":          name,
 		"logdir":       filepath.Dir(name),
 		"criu_version": orDefault(s.version, "unknown version"),
 		"kernel":       orDefault(s.kernel, "this kernel"),
 	}
 	if d.Operation == OpRestore {
-		vars["podman_op"] = "restore"
+		vars["podman_op"], vars["runc_op"] = "restore", "restore"
 	}
 
 	if c := s.best(); c != nil {
@@ -415,7 +440,7 @@ func (s *scanner) diagnose(name string, ctx Context) *Diagnosis {
 		d.Rule, d.Line = c.e.id, c.n
 		d.Quote, d.QuoteLines = split(c.lines)
 		d.Meaning = expand(c.e.meaning, vars)
-		d.Fixes = c.e.fixesFor(podman, d.Operation, vars)
+		d.Fixes = c.e.fixesFor(d.Engine, d.Operation, vars)
 		return d
 	}
 
@@ -453,9 +478,23 @@ func (s *scanner) lastLines() []qline {
 	return out
 }
 
+// engineFor is the caller's engine or, when it did not say, podman for a
+// container (a name, a runtime's RPC log, podman's storage path) and
+// plain criu otherwise.
+func engineFor(ctx Context, rpc bool, name string) Engine {
+	switch {
+	case ctx.Engine != "":
+		return ctx.Engine
+	case ctx.ContainerName != "" || rpc || strings.Contains(name, "/overlay-containers/"):
+		return EnginePodman
+	default:
+		return EngineCRIU
+	}
+}
+
 func noLog(name string, ctx Context) *Diagnosis {
 	return &Diagnosis{
-		Rule: ruleNoLog, Operation: ctx.Operation, LogPath: name, Config: ctx.ConfigFile,
+		Rule: ruleNoLog, Operation: ctx.Operation, LogPath: name, Config: ctx.ConfigFile, Engine: engineFor(ctx, false, name),
 		Quote: []string{}, QuoteLines: []int{}, Meaning: meaningNoLog, Fixes: []Fix{}, Generic: true,
 	}
 }

@@ -1,8 +1,9 @@
 // Package diagnose explains a failed CRIU dump or restore from its log: the
 // root-cause line (not merely the first "Error": CRIU logs a harmless rlimit
 // error first when it lacks CAP_SYS_RESOURCE), what it means in one
-// sentence, and the exact fixes on the podman path or the plain criu
-// command line. crhook-runtime prints Diagnosis.Text on stderr when a
+// sentence, and the exact fixes written for the engine the user drives
+// (podman, CRI-O or containerd under Kubernetes, runc by hand, or the
+// plain criu command line; see fix.go). crhook-runtime prints Diagnosis.Text on stderr when a
 // checkpoint or restore fails, and "crhook explain LOGFILE" prints it for
 // any CRIU log.
 //
@@ -16,27 +17,9 @@
 //
 // # JSON schema
 //
-// "crhook explain --format json" prints a Diagnosis as one JSON object. The
-// fields are stable: new fields may be added, none are renamed or removed.
-//
-//	rule         string   catalog entry: criu-too-old, no-checkpoint-restore,
-//	                      selinux, no-space, no-dirty-tracking,
-//	                      tcp-established, shell-job, file-locks, ext-unix-sk,
-//	                      ghost-limit, link-remap, pid-in-use; or, when no
-//	                      entry matched: generic, no-error, empty-log, no-log
-//	operation    string   dump, pre-dump or restore; absent when unknown
-//	log          string   the log that was read ("runtime stderr" when the
-//	                      cause came from the runtime's own message)
-//	line         int      1-based line of the root cause; absent when none
-//	quote        []string the quoted lines, control characters escaped
-//	quote_lines  []int    their line numbers, same length as quote
-//	meaning      string   one sentence
-//	fixes        []object {"scope": ..., "command": ...}, most general
-//	                      first; scope is "all containers" (a CRIU config
-//	                      layer: every checkpoint on the host, plain criu
-//	                      included), "one container" (an io.crhook.criu.*
-//	                      annotation given at podman run), "this time" (a
-//	                      flag of this checkpoint or restore) or "host"
-//	config       string   the CRIU config file in effect; absent when unknown
-//	generic      bool     true when no catalog entry matched
+// "crhook explain --format json" prints a Diagnosis as one JSON object. Its
+// keys are snake_case and stable (new keys may be added, none renamed or
+// removed); they are documented in the JSON OUTPUT section of
+// crhook-explain(1), docs/crhook-explain.1.md, which
+// hook/crhook/json_test.go holds to the output.
 package diagnose

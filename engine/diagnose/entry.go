@@ -15,72 +15,37 @@ type entry struct {
 	// also, when set, must occur somewhere in the log (any line, before or
 	// after the match) for the entry to count.
 	also    *regexp.Regexp
-	alsoLit []byte // its literal prefix, a cheap filter; set on first use
+	alsoLit []byte // its literal prefix, a cheap filter; set by loadTables
 	// ops, when set, restricts the entry to these operations ("" = unknown).
 	ops     []string
 	meaning string
 	// option is the CRIU option that fixes it, value its value ("" for a
-	// switch); they give the config, annotation and command-line fixes.
+	// switch); fix.go writes them as config, annotation and command-line
+	// fixes for the engine in use.
 	option, value string
-	// podmanFlag: podman container checkpoint and restore take --option.
-	podmanFlag bool
-	fixes      []fixTemplate
+	fixes         []fixTemplate
 	// derive adds computed variables (a suggested ghost-limit).
 	derive func(vars map[string]string)
 }
 
-type when uint8
-
-const (
-	always     when = iota
-	podmanOnly      // CRIU ran for a container runtime
-	criuOnly        // plain criu command line
-)
-
-type fixTemplate struct {
-	Scope, Command string
-	when           when
-}
-
 func (e *entry) alsoMatch(b []byte) bool {
 	// The literal prefix is a cheap filter: also is tried on every line.
-	if e.alsoLit == nil {
-		lit, _ := e.also.LiteralPrefix()
-		e.alsoLit = []byte(lit)
-	}
 	if len(e.alsoLit) > 0 && !bytes.Contains(b, e.alsoLit) {
 		return false
 	}
 	return e.also.Match(b)
 }
 
-// fixesFor renders the entry's fixes for the podman path or the plain criu
-// command line, most general first.
-func (e *entry) fixesFor(podman bool, op string, vars map[string]string) []Fix {
+// fixesFor renders the entry's fixes for engine, most general first.
+func (e *entry) fixesFor(engine Engine, op string, vars map[string]string) []Fix {
 	fixes := []Fix{}
 	if e.option != "" {
-		value := expand(e.value, vars)
-		set, ann, flag := e.option, e.option+"=true", "--"+e.option
-		if value != "" {
-			set, ann, flag = e.option+" "+value, e.option+"="+value, flag+" "+value
-		}
-		// crhook config set writes /etc/criu/default.conf, which plain
-		// criu reads as well, so it is offered on both paths.
-		fixes = append(fixes, Fix{ScopeAll, "crhook config set " + set})
-		if podman {
-			fixes = append(fixes, Fix{ScopeContainer, "podman run --annotation io.crhook.criu." + ann + " ..."})
-			if e.podmanFlag && op != OpPreDump {
-				fixes = append(fixes, Fix{ScopeThisTime, "podman container " + vars["podman_op"] + " " + flag + " " + vars["container"]})
-			}
-		} else {
-			fixes = append(fixes, Fix{ScopeThisTime, "criu " + vars["op"] + " " + flag + " ..."})
-		}
+		fixes = append(fixes, optionFix{e.option, e.value}.render(engine, op, vars)...)
 	}
 	for _, t := range e.fixes {
-		if t.when == podmanOnly && !podman || t.when == criuOnly && podman {
-			continue
+		if t.appliesTo(engine) {
+			fixes = append(fixes, Fix{t.Scope, expand(t.Command, vars)})
 		}
-		fixes = append(fixes, Fix{t.Scope, expand(t.Command, vars)})
 	}
 	return fixes
 }

@@ -57,7 +57,8 @@ func (r *Report) counts() map[Status]int {
 	return n
 }
 
-// WriteJSON writes the stable schema documented in docs/doctor.md.
+// WriteJSON writes the stable schema documented in crhook-doctor(1)
+// (docs/crhook-doctor.1.md, JSON OUTPUT).
 func (r *Report) WriteJSON(w io.Writer) error {
 	n := r.counts()
 	out := struct {

@@ -33,8 +33,9 @@ func parseVersion(s string) (version, bool) {
 }
 
 // mustVersion is for the literals of the known-bad table and the minimums
-// ("4.2", "1.0.0-rc7"). It does not use versionRE: these tables are built
-// at start-up of every crhook-runtime call, where a regexp compile costs.
+// ("4.2", "1.0.0-rc7"). It does not use versionRE, so building these
+// tables at package init costs no regexp compile. (crhook-runtime no longer
+// links this package: hook/crhook-runtime/deps_test.go keeps it out.)
 func mustVersion(s string) version {
 	var v version
 	main, rc, hasRC := strings.Cut(s, "-rc")

@@ -12,11 +12,13 @@
 #  2. no scriptlet holds an unexpanded macro; the SELinux module is removed
 #     on erase only;
 #  3. dependencies: criu, (runc or crun), the conditional crhook-selinux;
-#     bundled(golang(...)) provides equal the modules linked in (go version -m);
+#     bundled(golang(...)) provides equal the modules linked into both
+#     binaries (go version -m);
 #  4. `rpm --root SCRATCH -i --nodeps --noscripts` both packages, then run the
 #     installed crhook: --version, `crhook --root SCRATCH config check` (every
 #     default path read below SCRATCH, so the installed default files are the
-#     ones checked, no chroot needed), crhook-runtime dispatch, man pages.
+#     ones checked, no chroot needed), crhook-runtime is its own binary
+#     (no cobra) and passes --version through, man pages.
 # Everything happens under a mktemp directory, removed on exit.
 set -euo pipefail
 
@@ -144,10 +146,12 @@ if [ -n "$selinux" ]; then
     grep -qxF "(crhook-selinux = $vr if selinux-policy-targeted)" <<<"$reqs" ||
         fail "crhook lacks Requires: (crhook-selinux = $vr if selinux-policy-targeted)"
 fi
-# bundled(golang(M)) = V for exactly the modules linked into the binary.
+# bundled(golang(M)) = V for exactly the modules linked into the two
+# binaries (go version -m).
 rpm -qp --provides "$main" | sed -n 's/^bundled(golang(\(.*\))) = \(.*\)$/\1 \2/p' | sort >"$work/bundled.got"
-rpm2cpio "$main" | (cd "$work" && cpio -id --quiet ./usr/bin/crhook)
-go version -m "$work/usr/bin/crhook" | awk '$1 == "dep" { sub(/^v/, "", $3); print $2, $3 }' | sort >"$work/bundled.want"
+rpm2cpio "$main" | (cd "$work" && cpio -id --quiet ./usr/bin/crhook ./usr/libexec/crhook/crhook-runtime)
+go version -m "$work/usr/bin/crhook" "$work/usr/libexec/crhook/crhook-runtime" |
+    awk '$1 == "dep" { sub(/^v/, "", $3); print $2, $3 }' | sort -u >"$work/bundled.want"
 if diff -u "$work/bundled.want" "$work/bundled.got" >"$work/bundled.diff"; then
     ok "bundled(golang(...)) provides match the linked modules: $(tr '\n' ' ' <"$work/bundled.got")"
 else
@@ -180,15 +184,23 @@ fi
 CRHOOK_CONFIG=$root/usr/share/crhook/crhook.toml "$crhook" --root "$root" config check >/dev/null ||
     fail "CRHOOK_CONFIG=installed crhook.toml: config check failed"
 
-# The drop-in registers a runtime path the package installs, which resolves
-# to the binary (relative link: it stays inside the root).
+# The drop-in registers a runtime path the package installs: its own
+# executable file (not a link to the CLI), which links no cobra.
 dropin=$root/etc/containers/containers.conf.d/50-crhook.conf
+rt=$root/usr/libexec/crhook/crhook-runtime
 grep -q '"/usr/libexec/crhook/crhook-runtime"' "$dropin" || fail "50-crhook.conf does not name /usr/libexec/crhook/crhook-runtime"
-[ "$(readlink -f "$root/usr/libexec/crhook/crhook-runtime")" = "$(readlink -f "$crhook")" ] &&
-    ok "/usr/libexec/crhook/crhook-runtime -> /usr/bin/crhook inside the root" ||
-    fail "crhook-runtime does not resolve to the installed binary"
-# Invoked as crhook-runtime it is the OCI runtime: --version passes through
-# to the wrapped runtime (runc), no config read.
+if [ -f "$rt" ] && [ ! -L "$rt" ] && [ -x "$rt" ]; then
+    ok "/usr/libexec/crhook/crhook-runtime is an executable file inside the root"
+else
+    fail "/usr/libexec/crhook/crhook-runtime is not an executable regular file: $(ls -l "$rt" 2>&1)"
+fi
+if go version -m "$rt" | awk '$1 == "dep" { print $2 }' | grep -qx 'github.com/spf13/cobra'; then
+    fail "crhook-runtime links cobra (the admin CLI's module)"
+else
+    ok "crhook-runtime links no cobra: $(go version -m "$rt" | awk '$1 == "path" { print $2 }')"
+fi
+# crhook-runtime is the OCI runtime: --version passes through to the
+# wrapped runtime (runc), no config read.
 if command -v runc >/dev/null; then
     out=$(cd / && "$root/usr/libexec/crhook/crhook-runtime" --version 2>&1) || true
     grep -q '^runc version' <<<"$out" && ok "crhook-runtime --version passes through: ${out%%$'\n'*}" ||

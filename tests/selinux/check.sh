@@ -335,7 +335,7 @@ if wait "$semodule_pid"; then
 	else
 		fail "querying $spol"
 	fi
-	for want in "file /usr/bin/crhook container_runtime_exec_t" \
+	for want in "file /usr/bin/crhook bin_t" \
 		"file /usr/libexec/crhook/crhook-runtime container_runtime_exec_t" \
 		"dir /etc/crhook crhook_conf_t" \
 		"file /etc/crhook/crhook.d/50-site.toml crhook_conf_t" \

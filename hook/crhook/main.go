@@ -1,27 +1,18 @@
-// Command crhook makes CRIU checkpoint/restore of Podman containers follow
-// CRIU's layered config files. Invoked as crhook-runtime it is the OCI
-// runtime podman calls; invoked as crhook it is the admin CLI.
+// Command crhook is the admin CLI: crhook config, crhook explain and
+// crhook doctor. The OCI runtime podman calls is a separate binary,
+// crhook-runtime (hook/crhook-runtime), which links none of this.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-
-	"github.com/crhook/crhook/config"
-	"github.com/crhook/crhook/engine"
 )
 
 // version is set by the Makefile with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	// The runtime path comes first and touches nothing of the CLI: podman
-	// calls it for every container operation.
-	if filepath.Base(os.Args[0]) == "crhook-runtime" {
-		os.Exit(engine.Runtime(os.Args[1:], config.DefaultPaths(), os.Stderr))
-	}
 	os.Exit(run(os.Args[1:]))
 }
 

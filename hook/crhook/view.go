@@ -43,6 +43,35 @@ func (v *view) writeText(w io.Writer, origin bool) {
 	}
 }
 
+// The JSON of `crhook config show --format json` is written from these
+// types, not from config's and engine's own structs: its keys are a
+// contract (crhook-config(1), JSON OUTPUT), all snake_case, and must not
+// change when a Go field is renamed. testdata/golden/config-show.json
+// pins them.
+type jsonShow struct {
+	Runtime   string         `json:"runtime"`
+	Container *jsonContainer `json:"container,omitempty"`
+	Layers    []jsonLayer    `json:"layers"`
+	Options   []jsonOption   `json:"options"`
+	Dropped   []jsonOption   `json:"dropped"`
+}
+
+type jsonContainer struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	Runtime      string            `json:"runtime"`
+	Annotations  map[string]string `json:"annotations"`
+	CRIUConfig   string            `json:"criu_config"`
+	Bypass       string            `json:"bypass"`
+	ProcessLabel string            `json:"process_label"`
+	MountLabel   string            `json:"mount_label"`
+}
+
+type jsonLayer struct {
+	Path    string `json:"path"`
+	Present bool   `json:"present"`
+}
+
 type jsonOrigin struct {
 	File       string `json:"file,omitempty"`
 	Line       int    `json:"line,omitempty"`
@@ -67,14 +96,18 @@ func toJSON(s config.Setting, reason string) jsonOption {
 }
 
 func (v *view) writeJSON(w io.Writer) error {
-	out := struct {
-		Runtime   string            `json:"runtime"`
-		Container *engine.Container `json:"container,omitempty"`
-		Layers    []config.Layer    `json:"layers"`
-		Options   []jsonOption      `json:"options"`
-		Dropped   []jsonOption      `json:"dropped"`
-	}{Runtime: v.Runtime, Container: v.Container, Layers: v.Resolved.Layers,
-		Options: []jsonOption{}, Dropped: []jsonOption{}}
+	out := jsonShow{Runtime: v.Runtime, Layers: []jsonLayer{}, Options: []jsonOption{}, Dropped: []jsonOption{}}
+	if c := v.Container; c != nil {
+		ann := c.Annotations
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		out.Container = &jsonContainer{ID: c.ID, Name: c.Name, Runtime: c.Runtime, Annotations: ann,
+			CRIUConfig: c.CRIUConfig, Bypass: c.Bypass, ProcessLabel: c.ProcessLabel, MountLabel: c.MountLabel}
+	}
+	for _, l := range v.Resolved.Layers {
+		out.Layers = append(out.Layers, jsonLayer{Path: l.Path, Present: l.Present})
+	}
 	for _, s := range v.Resolved.Options {
 		out.Options = append(out.Options, toJSON(s, ""))
 	}

@@ -42,6 +42,6 @@ Exit status: 0 all ok, 1 at least one check failed, 2 warnings only.`,
 			return nil
 		},
 	}
-	addFormatFlag(c, &format, "schema in docs/doctor.md")
+	addFormatFlag(c, &format, "schema in crhook-doctor(1)")
 	return c
 }

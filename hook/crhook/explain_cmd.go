@@ -9,7 +9,7 @@ import (
 )
 
 func newExplainCmd() *cobra.Command {
-	var format string
+	var format, engine string
 	c := &cobra.Command{
 		Use:   "explain LOGFILE",
 		Short: "Explain why a CRIU dump or restore failed, and how to fix it",
@@ -18,9 +18,17 @@ func newExplainCmd() *cobra.Command {
 			if err := checkFormat(format); err != nil {
 				return err
 			}
+			var ctx diagnose.Context
+			if engine != "" {
+				e, err := diagnose.ParseEngine(engine)
+				if err != nil {
+					return fmt.Errorf("--engine: %w", err)
+				}
+				ctx.Engine = e
+			}
 			// Explain returns a printable diagnosis even when the log is
 			// missing or unreadable; the error then sets the exit status.
-			d, derr := diagnose.Explain(args[0], diagnose.Context{})
+			d, derr := diagnose.Explain(args[0], ctx)
 			if err := writeDiagnosis(cmd, d, format); err != nil {
 				return err
 			}
@@ -31,6 +39,7 @@ func newExplainCmd() *cobra.Command {
 		},
 	}
 	addFormatFlag(c, &format, "schema in crhook-explain(1)")
+	c.Flags().StringVar(&engine, "engine", "", "write the fixes for this engine: podman, cri-o, containerd, runc or criu (default: podman for a container's log, else criu)")
 	return c
 }
 

@@ -19,7 +19,7 @@ import (
 )
 
 // The man pages are docs/NAME.N.md, rendered by `make man` (rpm/rpm.mk).
-const docsDir = "../docs"
+const docsDir = "../../docs"
 
 // manPage maps a command to the page that documents it: the root to
 // crhook(1), a top-level command and all its subcommands to crhook-NAME(1).
@@ -129,6 +129,11 @@ var notReadHere = map[string]string{
 	"/var/lib/containers/storage/overlay-containers/ID/userdata/dump.log": "example: where podman keeps CRIU's dump log",
 	"/tmp/img":          "example: a plain criu dump directory",
 	"/tmp/img/dump.log": "example: a plain criu dump log",
+	// engine.DetectEngine matches these in the arguments it is given; it
+	// reads no file there.
+	"/run/containerd/": "prefix of containerd's --root, an engine signal (engine.DetectEngine)",
+	"/run/containerd/io.containerd.runtime.v2.task/": "containerd's bundle directory in --log, an engine signal (engine.DetectEngine)",
+	"/usr/bin/podman": "podman's --exit-command for conmon, an engine signal (engine.DetectEngine)",
 }
 
 // codePaths returns what the code reads and the package installs, and the
@@ -198,7 +203,7 @@ func loadCodePaths(t *testing.T) codePaths {
 
 	// Installed by the package: rpm/crhook.files (tests/rpm/check.sh holds
 	// the built RPM to that list).
-	f, err := os.Open("../rpm/crhook.files")
+	f, err := os.Open("../../rpm/crhook.files")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +226,7 @@ func loadCodePaths(t *testing.T) codePaths {
 			Runtimes map[string][]string `toml:"runtimes"`
 		} `toml:"engine"`
 	}
-	if _, err := toml.DecodeFile("../contrib/containers.conf.d/50-crhook.conf", &reg); err != nil {
+	if _, err := toml.DecodeFile("../../contrib/containers.conf.d/50-crhook.conf", &reg); err != nil {
 		t.Fatal(err)
 	}
 	add("contrib/containers.conf.d/50-crhook.conf", reg.Engine.Runtimes["crhook"]...)
