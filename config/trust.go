@@ -52,13 +52,27 @@ func checkOwner(path string, fi fs.FileInfo) error {
 	if !ok {
 		return nil
 	}
+	return Untrusted(path, st.Uid, uint32(st.Mode)&0o7777, false)
+}
+
+// Untrusted is the one trust rule for what steers crhook as root, like
+// sshd's StrictModes: a file or directory must belong to root (or, when
+// crhook does not run as root, to its own user) and must not be writable
+// by group or others. It returns nil for a trusted one, else a *FileError
+// wrapping ErrUnsafeFile that says how to fix it. mode holds the
+// permission, setuid/setgid and sticky bits. allowSticky lets a
+// root-owned sticky directory such as /tmp pass as a parent: others may
+// add entries there but not replace ours, and every entry below is
+// checked on its own.
+func Untrusted(path string, uid, mode uint32, allowSticky bool) error {
+	euid := uint32(os.Geteuid())
 	switch {
-	case st.Uid != 0:
-		return &FileError{File: path, Err: fmt.Errorf("%w: owned by uid %d, not root", ErrUnsafeFile, st.Uid),
-			Hint: "run: chown root:root " + path}
-	case fi.Mode().Perm()&0o022 != 0:
-		return &FileError{File: path, Err: fmt.Errorf("%w: writable by group or others (mode %04o)", ErrUnsafeFile, fi.Mode().Perm()),
-			Hint: "run: chmod go-w " + path}
+	case uid != 0 && uid != euid:
+		return &FileError{File: path, Err: fmt.Errorf("%w: owned by uid %d, not root", ErrUnsafeFile, uid),
+			Hint: fmt.Sprintf("run: chown root:root %q", path)}
+	case mode&0o022 != 0 && !(allowSticky && uid == 0 && mode&syscall.S_ISVTX != 0):
+		return &FileError{File: path, Err: fmt.Errorf("%w: writable by group or others (mode %04o)", ErrUnsafeFile, mode),
+			Hint: fmt.Sprintf("run: chmod go-w %q", path)}
 	}
 	return nil
 }
