@@ -61,18 +61,25 @@ func checkOwner(path string, fi fs.FileInfo) error {
 // by group or others. It returns nil for a trusted one, else a *FileError
 // wrapping ErrUnsafeFile that says how to fix it. mode holds the
 // permission, setuid/setgid and sticky bits. allowSticky lets a
-// root-owned sticky directory such as /tmp pass as a parent: others may
-// add entries there but not replace ours, and every entry below is
-// checked on its own.
+// root-owned sticky directory (the system's temporary directory) pass as
+// a parent: others may add entries there but not replace ours, and every
+// entry below is checked on its own.
 func Untrusted(path string, uid, mode uint32, allowSticky bool) error {
-	euid := uint32(os.Geteuid())
-	switch {
-	case uid != 0 && uid != euid:
-		return &FileError{File: path, Err: fmt.Errorf("%w: owned by uid %d, not root", ErrUnsafeFile, uid),
-			Hint: fmt.Sprintf("run: chown root:root %q", path)}
-	case mode&0o022 != 0 && !(allowSticky && uid == 0 && mode&syscall.S_ISVTX != 0):
-		return &FileError{File: path, Err: fmt.Errorf("%w: writable by group or others (mode %04o)", ErrUnsafeFile, mode),
-			Hint: fmt.Sprintf("run: chmod go-w %q", path)}
+	why, fix := TrustProblem(path, uid, mode, allowSticky)
+	if why == "" {
+		return nil
 	}
-	return nil
+	return &FileError{File: path, Err: fmt.Errorf("%w: %s", ErrUnsafeFile, why), Hint: "run: " + fix}
+}
+
+// TrustProblem is Untrusted's rule as words: why path is not to be
+// trusted and the command that fixes it, or two empty strings.
+func TrustProblem(path string, uid, mode uint32, allowSticky bool) (why, fix string) {
+	switch {
+	case uid != 0 && uid != uint32(os.Geteuid()):
+		return fmt.Sprintf("owned by uid %d, not root", uid), fmt.Sprintf("chown root:root %q", path)
+	case mode&0o022 != 0 && !(allowSticky && uid == 0 && mode&syscall.S_ISVTX != 0):
+		return fmt.Sprintf("writable by group or others (mode %04o)", mode), fmt.Sprintf("chmod go-w %q", path)
+	}
+	return "", ""
 }

@@ -177,9 +177,10 @@ func openVerified(dirfd int, name, path string, ancestor bool) (dirFD, error) {
 		_ = unix.Close(fd)
 		return dirFD{}, fmt.Errorf("stat state directory %q: %w", path, err)
 	}
-	if err := config.Untrusted(path, st.Uid, st.Mode&0o7777, ancestor); err != nil {
+	if why, fix := config.TrustProblem(path, st.Uid, st.Mode&0o7777, ancestor); why != "" {
 		_ = unix.Close(fd)
-		return dirFD{}, fmt.Errorf("%w: %w: another user could change root's CRIU config there", ErrUnsafeStateDir, err)
+		return dirFD{}, fmt.Errorf("%w: %q is %s, so another user could change root's CRIU config there (run: %s)",
+			ErrUnsafeStateDir, path, why, fix)
 	}
 	return dirFD{fd: fd, path: path}, nil
 }
