@@ -16,7 +16,16 @@ const maxFileSize = 1 << 20
 // When crhook runs as root it refuses files that another user could have
 // written, like sshd's StrictModes: these files steer a root process.
 func readTrusted(path string) ([]byte, bool, error) {
-	f, err := os.Open(path)
+	return readRegular(path, true)
+}
+
+// readRegular reads a config file that must be a regular file. It opens
+// with O_NONBLOCK, so a FIFO or a device planted under a config name
+// cannot hang the caller (every runtime call reads the settings), checks
+// the type on the open descriptor before reading a byte, and reads at
+// most maxFileSize. checkTrust adds the ownership rule.
+func readRegular(path string, checkTrust bool) ([]byte, bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -29,10 +38,13 @@ func readTrusted(path string) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("stat config %q: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, false, &FileError{File: path, Err: fmt.Errorf("%w: not a regular file", ErrUnsafeFile)}
+		return nil, false, &FileError{File: path, Err: fmt.Errorf("%w: not a regular file (%s)", ErrUnsafeFile, fileKind(fi.Mode())),
+			Hint: "a config file must be a regular file; remove it or replace it with one"}
 	}
-	if err := checkOwner(path, fi); err != nil {
-		return nil, false, err
+	if checkTrust {
+		if err := checkOwner(path, fi); err != nil {
+			return nil, false, err
+		}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
@@ -42,6 +54,23 @@ func readTrusted(path string) ([]byte, bool, error) {
 		return nil, false, &FileError{File: path, Err: fmt.Errorf("%w: larger than %d bytes", ErrUnsafeFile, maxFileSize)}
 	}
 	return data, true, nil
+}
+
+// fileKind names a non-regular file type for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a plain file"
 }
 
 func checkOwner(path string, fi fs.FileInfo) error {

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeRuntime is an OCI runtime below crhook: it logs each call to
@@ -23,7 +25,7 @@ exit 0
 
 // runtimeTree is a scratch root with a fake runtime and crhook-runtime
 // (this test binary) linked in. settings maps files below root to content;
-// "FAKE" in them stands for the fake runtime's path.
+// "FAKE" in them stands for the fake runtime's path, "ROOT" for root.
 type runtimeTree struct {
 	root, fake, bin, log string
 }
@@ -48,7 +50,8 @@ func newRuntimeTree(t *testing.T, settings map[string]string) *runtimeTree {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "FAKE", rt.fake)), 0o644); err != nil {
+		content = strings.ReplaceAll(strings.ReplaceAll(content, "FAKE", rt.fake), "ROOT", root)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,4 +131,127 @@ func TestUndeterminedRuntimeFails(t *testing.T) {
 			t.Errorf("%s: exit %d, fake runtime got %q, stderr %q; want 127, no call, and the error at %s", cmd, code, calls, stderr, want)
 		}
 	}
+}
+
+// TestFIFOSettingsDoNotHang: a FIFO planted as crhook.toml used to block
+// every runtime call in open(2), pass-through state included. Now the
+// call either reaches the runtime a later file names, or fails at once.
+func TestFIFOSettingsDoNotHang(t *testing.T) {
+	rt := newRuntimeTree(t, map[string]string{"etc/crhook/crhook.d/50-rt.toml": "[runtime]\npath = \"FAKE\"\n"})
+	fifo := filepath.Join(rt.root, "etc/crhook/crhook.toml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr, calls := rt.callWithin(t, 10*time.Second, "state", testID)
+	if code != 0 || strings.TrimSpace(calls) != "state "+testID || !strings.Contains(stderr, "a FIFO") {
+		t.Errorf("state with a FIFO crhook.toml before the drop-in: exit %d, calls %q, stderr %q; want the fake runtime reached and the FIFO reported", code, calls, stderr)
+	}
+	last := filepath.Join(rt.root, "etc/crhook/crhook.d/90-fifo.toml")
+	if err := syscall.Mkfifo(last, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr, calls = rt.callWithin(t, 10*time.Second, "state", testID)
+	if code != 127 || calls != "" || !strings.Contains(stderr, last) || !strings.Contains(stderr, "a FIFO") {
+		t.Errorf("state with a FIFO as the last drop-in: exit %d, calls %q, stderr %q; want 127 naming it", code, calls, stderr)
+	}
+}
+
+// TestRuntimeThatCannotRun: runtime.path naming a file execve would refuse
+// is reported for what it is, with the fix, and a checkpoint does not go
+// on to diagnose a CRIU that never ran.
+func TestRuntimeThatCannotRun(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		content string
+		mode    os.FileMode
+		want    []string
+	}{
+		{"not executable", fakeRuntime, 0o644, []string{"is not executable (mode 0644", "chmod 0755"}},
+		{"bad interpreter", "#!/nonexistent/crhook-test-sh\nexit 0\n", 0o755, []string{"bad interpreter", `"/nonexistent/crhook-test-sh"`}},
+		{"no #! line", "echo hi\n", 0o755, []string{"neither a program (ELF) nor a script"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "no #! line" && hasBinfmtHandlers() {
+				t.Skip("a binfmt_misc handler is registered: the kernel might run a file without #!")
+			}
+			rt := newRuntimeTree(t, map[string]string{"etc/crhook/crhook.toml": "state_dir = \"ROOT/state\"\n[runtime]\npath = \"FAKE\"\n",
+				"bundle/config.json": `{"ociVersion":"1.0.2"}`})
+			if err := os.WriteFile(rt.fake, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(rt.fake, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			// restore reaches the runtime (and, on failure, the CRIU log
+			// diagnosis) without a real container.
+			img := t.TempDir()
+			for _, args := range [][]string{{"state", testID},
+				{"restore", "--bundle", filepath.Join(rt.root, "bundle"), "--image-path", img, "--work-path", img, testID}} {
+				code, stderr, _ := rt.call(t, args...)
+				if code != 127 {
+					t.Errorf("%s: exit %d, want 127; stderr %q", args[0], code, stderr)
+				}
+				for _, w := range append([]string{"crhook.toml:3"}, tc.want...) {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("%s: stderr lacks %q: %s", args[0], w, stderr)
+					}
+				}
+				if strings.Contains(stderr, "CRIU") || strings.Contains(stderr, "not found") {
+					t.Errorf("%s: stderr blames CRIU or a missing file: %s", args[0], stderr)
+				}
+			}
+		})
+	}
+}
+
+func hasBinfmtHandlers() bool {
+	ents, _ := os.ReadDir("/proc/sys/fs/binfmt_misc")
+	for _, e := range ents {
+		if e.Name() != "register" && e.Name() != "status" {
+			return true
+		}
+	}
+	return false
+}
+
+// callWithin is call with a deadline: a hung crhook fails the test.
+func (rt *runtimeTree) callWithin(t *testing.T, d time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	type res struct {
+		code           int
+		stderr, called string
+	}
+	done := make(chan res, 1)
+	var cmd *exec.Cmd
+	started := make(chan struct{})
+	go func() {
+		cmd = exec.Command(rt.bin, args...)
+		cmd.Env = append(os.Environ(), "CRHOOK_TEST_ROOT="+rt.root, "FAKE_LOG="+rt.log, "CRHOOK_CONFIG=")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			close(started)
+			done <- res{code: -1, stderr: err.Error()}
+			return
+		}
+		close(started)
+		err := cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		calls, _ := os.ReadFile(rt.log)
+		_ = os.Remove(rt.log)
+		done <- res{code, stderr.String(), string(calls)}
+	}()
+	<-started
+	select {
+	case r := <-done:
+		return r.code, r.stderr, r.called
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		t.Fatalf("crhook-runtime %v still running after %v", args, d)
+	}
+	return 0, "", ""
 }

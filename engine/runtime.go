@@ -361,7 +361,7 @@ func lookRuntime(name string, at config.Loc) (string, error) {
 			unusable = fmt.Errorf("runtime %q is not a regular file (%s); set runtime.path to the runtime binary", p, where)
 			continue
 		case fi.Mode()&0o111 == 0:
-			unusable = fmt.Errorf("runtime %q is not executable (mode %04o, %s); run: chmod 0755 %s, or set runtime.path to another runtime",
+			unusable = fmt.Errorf("runtime %q is not executable (mode %04o, %s); run: chmod 0755 %q, or set runtime.path to another runtime",
 				p, fi.Mode().Perm(), where, p)
 			continue
 		}
@@ -400,7 +400,7 @@ func checkExecutable(path string) error {
 		line, _, _ := bytes.Cut(head[2:], []byte("\n"))
 		fields := strings.Fields(string(line))
 		if len(fields) == 0 {
-			return fmt.Errorf("its #! line names no interpreter (exec format error); fix the first line of %s", path)
+			return fmt.Errorf("its #! line names no interpreter (exec format error); fix the first line of %q", path)
 		}
 		interp := fields[0]
 		if !filepath.IsAbs(interp) {
@@ -409,9 +409,9 @@ func checkExecutable(path string) error {
 		fi, err := os.Stat(interp)
 		switch {
 		case err != nil:
-			return fmt.Errorf("bad interpreter: its #! line names %q, which does not exist; install it or fix the first line of %s", interp, path)
+			return fmt.Errorf("bad interpreter: its #! line names %q, which does not exist; install it or fix the first line of %q", interp, path)
 		case fi.IsDir() || fi.Mode()&0o111 == 0:
-			return fmt.Errorf("bad interpreter: its #! line names %q, which is not executable; fix the first line of %s", interp, path)
+			return fmt.Errorf("bad interpreter: its #! line names %q, which is not executable; fix the first line of %q", interp, path)
 		}
 		return nil
 	}
