@@ -62,8 +62,32 @@ func Set(path, name, value string) (changed bool, err error) {
 		return false, fmt.Errorf("set %q in %s: %w", name, path, err)
 	}
 	return edit(path, true, func(lines []line) ([]line, error) {
-		return setLine(lines, want), nil
+		out := setLine(lines, want)
+		// Lines after "version" or "help" are never applied: CRIU prints
+		// and exits there. A setting that lands after one would not apply.
+		if i := stopIndex(out); i >= 0 {
+			for _, l := range out[i+1:] {
+				if l.st != nil {
+					stop := out[i].st
+					return nil, fmt.Errorf("not editing %q: line %d sets %s, so CRIU prints its %s and stops reading options there, "+
+						"and %s would never apply (remove that line first: crhook config unset %s; nothing was changed)",
+						path, stop.Line, stop.Name(), stop.Name(), name, stop.Name())
+				}
+			}
+		}
+		return out, nil
 	})
+}
+
+// stopIndex is the index of the line setting "version" or "help", after
+// which CRIU reads no option (applyOptions); -1 when there is none.
+func stopIndex(lines []line) int {
+	for i, l := range lines {
+		if l.st != nil && (l.st.Option.Name == "version" || l.st.Option.Name == "help") {
+			return i
+		}
+	}
+	return -1
 }
 
 // Unset removes every line that sets one of names, in its plain or "no-"
@@ -80,13 +104,36 @@ func Unset(path string, names ...string) (removed int, err error) {
 		drop[opt] = true
 	}
 	_, err = edit(path, false, func(lines []line) ([]line, error) {
-		out := lines[:0:0]
-		for _, l := range lines {
-			if l.st != nil && drop[l.st.Option] {
-				removed++
-				continue
+		gone := make([]bool, len(lines))
+		for {
+			stopGone, stop := "", stopIndex(lines)
+			for i, l := range lines {
+				if l.st != nil && drop[l.st.Option] {
+					removed++
+					gone[i] = true
+					if i == stop {
+						stopGone = l.st.Name()
+					}
+					lines[i] = line{text: commentOut(l.text)}
+				}
 			}
-			out = append(out, l)
+			if stopGone == "" {
+				break
+			}
+			// Without "version" or "help" the lines after it apply: they
+			// must parse, and may set names too. Removed lines are
+			// commented out meanwhile so that line numbers stay the file's.
+			relines, err := splitParsed(path, join(lines))
+			if err != nil {
+				return nil, fmt.Errorf("not removing %s from %q: the lines after it would then apply, and CRIU rejects them (nothing was changed): %w", stopGone, path, err)
+			}
+			lines = relines
+		}
+		out := lines[:0:0]
+		for i, l := range lines {
+			if !gone[i] {
+				out = append(out, l)
+			}
 		}
 		return out, nil
 	})
@@ -94,6 +141,15 @@ func Unset(path string, names ...string) (removed int, err error) {
 		return 0, err
 	}
 	return removed, nil
+}
+
+// commentOut is a comment line in the place of text, with its ending, so
+// that a reparse keeps every other line's number.
+func commentOut(text string) string {
+	if strings.HasSuffix(text, "\n") {
+		return "#\n"
+	}
+	return "#"
 }
 
 // statementFor checks name and value against the catalog and returns the
