@@ -19,7 +19,9 @@ package config
 //     canonical line that CRIU's quirky tokenizer would read differently);
 //   - the file is replaced atomically (temporary file in the same
 //     directory, fsync, rename, directory fsync) with its mode and owner;
-//   - editors are serialised by an flock on the directory (edit_linux.go).
+//   - editors are serialised by an flock on the directory (edit_linux.go),
+//     and an editor holding it removes the temporary files of editors that
+//     were killed mid-edit (no live editor can own one then).
 
 import (
 	"bytes"
@@ -252,6 +254,7 @@ func edit(path string, create bool, change func([]line) ([]line, error)) (change
 			err = errors.Join(err, cerr)
 		}
 	}()
+	d.removeStaleTemps()
 
 	old, meta, err := d.read(name, path)
 	if err != nil {
