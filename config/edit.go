@@ -61,7 +61,7 @@ type fileMeta struct {
 func Set(path, name, value string) (changed bool, err error) {
 	want, err := statementFor(name, value)
 	if err != nil {
-		return false, fmt.Errorf("set %q in %s: %w", name, path, err)
+		return false, fmt.Errorf("set %q in %s: %w", name, Printable(path), err)
 	}
 	return edit(path, true, func(lines []line) ([]line, error) {
 		out := setLine(lines, want)
@@ -101,7 +101,7 @@ func Unset(path string, names ...string) (removed int, err error) {
 	for _, name := range names {
 		opt, _, ok := Lookup(name)
 		if !ok {
-			return 0, fmt.Errorf("unset %q in %s: %w", name, path, UnknownOption(name))
+			return 0, fmt.Errorf("unset %q in %s: %w", name, Printable(path), UnknownOption(name))
 		}
 		drop[opt] = true
 	}
@@ -331,7 +331,7 @@ func join(lines []line) []byte {
 func verify(path string, data []byte, lines []line) error {
 	got, err := Parse(path, data)
 	if err != nil {
-		return fmt.Errorf("check edited %s (nothing was changed, please report this crhook bug): %w", path, err)
+		return fmt.Errorf("check edited %q (nothing was changed, please report this crhook bug): %w", path, err)
 	}
 	var want []Statement
 	for _, l := range lines {
@@ -340,12 +340,12 @@ func verify(path string, data []byte, lines []line) error {
 		}
 	}
 	if len(got) != len(want) {
-		return fmt.Errorf("check edited %s: %d options after the edit, expected %d (nothing was changed, please report this crhook bug)",
+		return fmt.Errorf("check edited %q: %d options after the edit, expected %d (nothing was changed, please report this crhook bug)",
 			path, len(got), len(want))
 	}
 	for i := range got {
 		if !sameStatement(got[i], want[i]) {
-			return fmt.Errorf("check edited %s: line %d reads as %s, expected %s (nothing was changed, please report this crhook bug)",
+			return fmt.Errorf("check edited %q: line %d reads as %q, expected %q (nothing was changed, please report this crhook bug)",
 				path, got[i].Line, Format(got[i]), Format(want[i]))
 		}
 	}

@@ -45,9 +45,9 @@ func (l Loc) String() string {
 	case l.File == "":
 		return "built-in default"
 	case l.Line == 0:
-		return l.File
+		return Printable(l.File)
 	}
-	return fmt.Sprintf("%s:%d", l.File, l.Line)
+	return fmt.Sprintf("%s:%d", Printable(l.File), l.Line)
 }
 
 // settingKeys are the keys crhook.toml(5) documents, as TOML key paths.

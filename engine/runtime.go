@@ -36,7 +36,7 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "crhook: %v\n", serr)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "crhook: %s refused: runtime.path is undetermined, so crhook cannot tell which runtime to run: %v\n", inv.cmd, err)
+			fmt.Fprintf(stderr, "crhook: %s refused: runtime.path is undetermined, so crhook cannot tell which runtime to run: %v\n", config.Printable(inv.cmd), err)
 			return 127
 		}
 		settings = config.Fallback()
