@@ -31,7 +31,11 @@ type Settings struct {
 	Files []string `toml:"-"`
 
 	// origin is where each key got its value: the last file that set it.
+	// Lines are found only when asked for (Where, errors): the runtime
+	// path loads settings on every call and rarely needs them.
 	origin map[string]Loc
+	// data holds each file's content, by path, for finding those lines.
+	data map[string][]byte
 }
 
 // Loc is a place in a settings file; a zero Loc means the built-in default.
@@ -54,7 +58,13 @@ func (l Loc) String() string {
 var settingKeys = [][]string{{"state_dir"}, {"runtime", "path"}, {"criu", "deny"}, {"annotations", "allow"}}
 
 // Where says which file and line set key ("runtime.path"), for messages.
-func (s *Settings) Where(key string) Loc { return s.origin[key] }
+func (s *Settings) Where(key string) Loc {
+	l := s.origin[key]
+	if l.File != "" && l.Line == 0 {
+		l.Line = keyLine(s.data[l.File], toml.Key(strings.Split(key, ".")))
+	}
+	return l
+}
 
 // SetRuntimePath sets runtime.path as found at at (see LoadRuntimePath).
 func (s *Settings) SetRuntimePath(path string, at Loc) {
@@ -67,7 +77,7 @@ func (s *Settings) SetRuntimePath(path string, at Loc) {
 
 // errorAt is a validation error located at the file and line that set key.
 func (s *Settings) errorAt(key string, err error, hint string) error {
-	l := s.origin[key]
+	l := s.Where(key)
 	if l.File == "" {
 		return fmt.Errorf("%w (built-in default)", err)
 	}
@@ -157,9 +167,10 @@ func LoadSettings(p Paths) (*Settings, error) {
 		for _, key := range settingKeys {
 			if md.IsDefined(key...) {
 				if s.origin == nil {
-					s.origin = map[string]Loc{}
+					s.origin, s.data = map[string]Loc{}, map[string][]byte{}
 				}
-				s.origin[strings.Join(key, ".")] = Loc{File: f, Line: keyLine(data, toml.Key(key))}
+				s.origin[strings.Join(key[:], ".")] = Loc{File: f}
+				s.data[f] = data
 			}
 		}
 	}

@@ -42,7 +42,7 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 		settings = config.Fallback()
 		settings.SetRuntimePath(path, at)
 	}
-	runtime, err := lookRuntime(settings.Runtime.Path, settings.Where("runtime.path"))
+	runtime, err := lookRuntime(settings.Runtime.Path, func() config.Loc { return settings.Where("runtime.path") })
 	if err != nil {
 		fmt.Fprintf(stderr, "crhook: %v\n", err)
 		return 127
@@ -328,10 +328,11 @@ func (r *runner) run(keepStderr *bytes.Buffer) int {
 }
 
 // lookRuntime resolves the wrapped runtime. podman may run us with a
-// minimal PATH, so the usual sbin directories are tried too. at is where
-// runtime.path was set, for the messages: they say what is wrong with the
-// file found there, and how to fix it, before any exec fails obscurely.
-func lookRuntime(name string, at config.Loc) (string, error) {
+// minimal PATH, so the usual sbin directories are tried too. at says where
+// runtime.path was set, for the messages (asked only on failure): they say
+// what is wrong with the file found there, and how to fix it, before any
+// exec fails obscurely.
+func lookRuntime(name string, at func() config.Loc) (string, error) {
 	self, _ := os.Executable()
 	try := []string{name}
 	if !filepath.IsAbs(name) {
@@ -347,7 +348,7 @@ func lookRuntime(name string, at config.Loc) (string, error) {
 			}
 		}
 	}
-	where := fmt.Sprintf("runtime.path = %q, %s", name, at)
+	where := func() string { return fmt.Sprintf("runtime.path = %q, %s", name, at()) }
 	var unusable error
 	for _, p := range try {
 		fi, err := os.Stat(p)
@@ -355,28 +356,28 @@ func lookRuntime(name string, at config.Loc) (string, error) {
 		case err != nil:
 			continue
 		case fi.IsDir():
-			unusable = fmt.Errorf("runtime %q is a directory (%s); set runtime.path to the runtime binary", p, where)
+			unusable = fmt.Errorf("runtime %q is a directory (%s); set runtime.path to the runtime binary", p, where())
 			continue
 		case !fi.Mode().IsRegular():
-			unusable = fmt.Errorf("runtime %q is not a regular file (%s); set runtime.path to the runtime binary", p, where)
+			unusable = fmt.Errorf("runtime %q is not a regular file (%s); set runtime.path to the runtime binary", p, where())
 			continue
 		case fi.Mode()&0o111 == 0:
 			unusable = fmt.Errorf("runtime %q is not executable (mode %04o, %s); run: chmod 0755 %q, or set runtime.path to another runtime",
-				p, fi.Mode().Perm(), where, p)
+				p, fi.Mode().Perm(), where(), p)
 			continue
 		}
 		if real, _ := filepath.EvalSymlinks(p); self != "" && (real == self || p == self) {
-			return "", fmt.Errorf("runtime.path %q is crhook itself (%s); set it to runc or crun", name, at)
+			return "", fmt.Errorf("runtime.path %q is crhook itself (%s); set it to runc or crun", name, at())
 		}
 		if err := checkExecutable(p); err != nil {
-			return "", fmt.Errorf("runtime %q cannot be run (%s): %w", p, where, err)
+			return "", fmt.Errorf("runtime %q cannot be run (%s): %w", p, where(), err)
 		}
 		return p, nil
 	}
 	if unusable != nil {
 		return "", unusable
 	}
-	return "", fmt.Errorf("runtime %q not found (%s); install runc or crun, or set runtime.path to the runtime's full path", name, where)
+	return "", fmt.Errorf("runtime %q not found (%s); install runc or crun, or set runtime.path to the runtime's full path", name, where())
 }
 
 // checkExecutable tells in advance what execve would fail on with ENOEXEC
