@@ -31,8 +31,10 @@ func TestLoadRuntimePath(t *testing.T) {
 		{name: "later file cannot be parsed", files: map[string]string{sys: "[runtime]\npath = \"crun\"\n", dropZ: "[criu]\ndeny = [\"a\",\n\n= x\n"},
 			wantErr: "90-z.toml:4", errorsIs: ErrSettings},
 		{name: "empty", files: map[string]string{dropA: "[runtime]\n\npath = \"\"\n"}, wantErr: "10-a.toml:3: invalid crhook settings: runtime.path is empty", errorsIs: ErrSettings},
-		{name: "wrong type", files: map[string]string{dropA: "[runtime]\npath = 7\n"}, wantErr: "10-a.toml: invalid crhook settings: toml: line 2", errorsIs: ErrSettings},
-		{name: "runtime is not a table", files: map[string]string{dropA: "runtime = \"crun\"\n"}, wantErr: "10-a.toml", errorsIs: ErrSettings},
+		{name: "wrong type", files: map[string]string{dropA: "[runtime]\npath = 7\n"}, wantErr: "10-a.toml:2: invalid crhook settings: runtime.path is not a string", errorsIs: ErrSettings},
+		{name: "runtime is not a table", files: map[string]string{dropA: "# x\nruntime = \"crun\"\n"},
+			wantErr: "10-a.toml:2: invalid crhook settings: runtime must be a table ([runtime]) holding runtime.path", errorsIs: ErrSettings},
+		{name: "inline table", files: map[string]string{dropA: "runtime = { path = \"/opt/rt\" }\n"}, want: "/opt/rt", wantAt: "10-a.toml:1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,5 +85,19 @@ func TestSettingsErrorNamesOneFile(t *testing.T) {
 	var fe *FileError
 	if !errors.As(err, &fe) || !errors.Is(err, ErrSettings) {
 		t.Fatalf("err %v: want a *FileError wrapping ErrSettings", err)
+	}
+}
+
+func TestLoadStateDir(t *testing.T) {
+	p := tree(t, map[string]string{
+		"etc/crhook/crhook.toml":        "state_dir = \"/run/elsewhere\"\nbogus = 1\n",
+		"etc/crhook/crhook.d/10-a.toml": "[runtime]\npath = \"crun\"\n",
+	})
+	if dir, at, err := LoadStateDir(p); err != nil || dir != "/run/elsewhere" || at.Line != 1 {
+		t.Fatalf("LoadStateDir = %q, %v, %v; want /run/elsewhere from crhook.toml:1", dir, at, err)
+	}
+	p = tree(t, map[string]string{"etc/crhook/crhook.toml": "state_dir = \"run/relative\"\n"})
+	if _, _, err := LoadStateDir(p); err == nil || !strings.Contains(err.Error(), "crhook.toml:1: invalid crhook settings: state_dir \"run/relative\" is not an absolute path") {
+		t.Fatalf("LoadStateDir of a relative state_dir: %v", err)
 	}
 }

@@ -212,6 +212,30 @@ func tomlError(file string, err error) error {
 // set it, so then runtime.path is undetermined and the error says where:
 // crhook never guesses the runtime.
 func LoadRuntimePath(p Paths) (string, Loc, error) {
+	return lastSet(p, toml.Key{"runtime", "path"}, Fallback().Runtime.Path, func(v string) (string, string) {
+		if v == "" {
+			return "runtime.path is empty", "set it to runc, crun or a full path"
+		}
+		return "", ""
+	})
+}
+
+// LoadStateDir finds state_dir alone, as LoadRuntimePath does runtime.path,
+// so that create and delete keep using the configured state directory
+// while an unrelated setting is broken.
+func LoadStateDir(p Paths) (string, Loc, error) {
+	return lastSet(p, toml.Key{"state_dir"}, Fallback().StateDir, func(v string) (string, string) {
+		if !filepath.IsAbs(v) {
+			return fmt.Sprintf("state_dir %q is not an absolute path", v), ""
+		}
+		return "", ""
+	})
+}
+
+// lastSet is the value of one string key from the last settings file that
+// sets it (def when none does), decoding each file on its own. check
+// returns what is wrong with a value and the fix, or "".
+func lastSet(p Paths, key toml.Key, def string, check func(string) (string, string)) (string, Loc, error) {
 	files, err := p.SettingsFiles()
 	if err != nil {
 		return "", Loc{}, err
@@ -232,25 +256,39 @@ func LoadRuntimePath(p Paths) (string, Loc, error) {
 			}
 			continue
 		}
-		var v struct {
-			Runtime struct {
-				Path *string `toml:"path"`
-			} `toml:"runtime"`
-		}
-		if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
+		var v map[string]any
+		md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&v)
+		if err != nil {
 			return "", Loc{}, tomlError(f, err)
 		}
-		if v.Runtime.Path == nil {
+		// Walk down the key: a table on the way set to something else
+		// ("runtime = 'crun'") might have meant to set it.
+		var val any = v
+		for j, k := range key {
+			m, ok := val.(map[string]any)
+			if !ok {
+				prefix := key[:j]
+				return "", Loc{}, &FileError{File: f, Line: keyLine(data, prefix),
+					Err: fmt.Errorf("%w: %s must be a table ([%s]) holding %s", ErrSettings, prefix.String(), prefix.String(), key.String())}
+			}
+			if val, ok = m[k]; !ok {
+				break
+			}
+		}
+		if !md.IsDefined(key...) {
 			continue
 		}
-		at := Loc{File: f, Line: keyLine(data, toml.Key{"runtime", "path"})}
-		if *v.Runtime.Path == "" {
-			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: runtime.path is empty", ErrSettings),
-				Hint: "set it to runc, crun or a full path"}
+		at := Loc{File: f, Line: keyLine(data, key)}
+		str, ok := val.(string)
+		if !ok {
+			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s is not a string", ErrSettings, key.String())}
 		}
-		return *v.Runtime.Path, at, nil
+		if why, fix := check(str); why != "" {
+			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s", ErrSettings, why), Hint: fix}
+		}
+		return str, at, nil
 	}
-	return Fallback().Runtime.Path, Loc{}, nil
+	return def, Loc{}, nil
 }
 
 // keyLine finds the line that defines key: BurntSushi/toml reports unknown
@@ -273,6 +311,10 @@ func keyLine(data []byte, key toml.Key) int {
 		if ok && (k == last && cur == table || k == strings.Join(key, ".") && cur == "") {
 			return i + 1
 		}
+	}
+	if len(key) > 1 {
+		// An inline table ("runtime = { path = ... }"): its line.
+		return keyLine(data, key[:len(key)-1])
 	}
 	return 0
 }

@@ -116,6 +116,23 @@ func TestBrokenSettingsKeepRuntime(t *testing.T) {
 	}
 }
 
+// TestBrokenSettingsKeepStateDir: delete still removes the container's
+// state from the configured state_dir while another setting is broken.
+func TestBrokenSettingsKeepStateDir(t *testing.T) {
+	rt := newRuntimeTree(t, map[string]string{"etc/crhook/crhook.toml": "state_dir = \"ROOT/state\"\nbogus = 1\n[runtime]\npath = \"FAKE\"\n"})
+	conf, _ := ConfPath(filepath.Join(rt.root, "state"), testID)
+	if err := WriteConf(conf, []byte("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr, calls := rt.call(t, "delete", testID)
+	if code != 0 || strings.TrimSpace(calls) != "delete "+testID {
+		t.Fatalf("delete: exit %d, calls %q, stderr %s", code, calls, stderr)
+	}
+	if _, err := os.Stat(filepath.Dir(conf)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state of the deleted container left in the configured state_dir: %v", err)
+	}
+}
+
 // TestUndeterminedRuntimeFails: when the file that might set runtime.path
 // cannot be parsed, every call fails with 127 and names the file and line;
 // no runtime is guessed.

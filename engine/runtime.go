@@ -41,6 +41,11 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 		}
 		settings = config.Fallback()
 		settings.SetRuntimePath(path, at)
+		// create and delete keep the configured state directory when it
+		// can be read (its files stay where checkpoint will look).
+		if dir, _, err := config.LoadStateDir(paths); err == nil {
+			settings.StateDir = dir
+		}
 	}
 	runtime, err := lookRuntime(settings.Runtime.Path, func() config.Loc { return settings.Where("runtime.path") })
 	if err != nil {
