@@ -19,7 +19,9 @@ package config
 //     canonical line that CRIU's quirky tokenizer would read differently);
 //   - the file is replaced atomically (temporary file in the same
 //     directory, fsync, rename, directory fsync) with its mode and owner;
-//   - editors are serialised by an flock on the directory (edit_linux.go).
+//   - editors are serialised by an flock on the directory (edit_linux.go),
+//     and an editor holding it removes the temporary files of editors that
+//     were killed mid-edit (no live editor can own one then).
 
 import (
 	"bytes"
@@ -59,11 +61,35 @@ type fileMeta struct {
 func Set(path, name, value string) (changed bool, err error) {
 	want, err := statementFor(name, value)
 	if err != nil {
-		return false, fmt.Errorf("set %q in %s: %w", name, path, err)
+		return false, fmt.Errorf("set %q in %s: %w", name, Printable(path), err)
 	}
 	return edit(path, true, func(lines []line) ([]line, error) {
-		return setLine(lines, want), nil
+		out := setLine(lines, want)
+		// Lines after "version" or "help" are never applied: CRIU prints
+		// and exits there. A setting that lands after one would not apply.
+		if i := stopIndex(out); i >= 0 {
+			for _, l := range out[i+1:] {
+				if l.st != nil {
+					stop := out[i].st
+					return nil, fmt.Errorf("not editing %q: line %d sets %s, so CRIU prints its %s and stops reading options there, "+
+						"and %s would never apply (remove that line first: crhook config unset %s; nothing was changed)",
+						path, stop.Line, stop.Name(), stop.Name(), name, stop.Name())
+				}
+			}
+		}
+		return out, nil
 	})
+}
+
+// stopIndex is the index of the line setting "version" or "help", after
+// which CRIU reads no option (applyOptions); -1 when there is none.
+func stopIndex(lines []line) int {
+	for i, l := range lines {
+		if l.st != nil && (l.st.Option.Name == "version" || l.st.Option.Name == "help") {
+			return i
+		}
+	}
+	return -1
 }
 
 // Unset removes every line that sets one of names, in its plain or "no-"
@@ -75,18 +101,41 @@ func Unset(path string, names ...string) (removed int, err error) {
 	for _, name := range names {
 		opt, _, ok := Lookup(name)
 		if !ok {
-			return 0, fmt.Errorf("unset %q in %s: %w", name, path, UnknownOption(name))
+			return 0, fmt.Errorf("unset %q in %s: %w", name, Printable(path), UnknownOption(name))
 		}
 		drop[opt] = true
 	}
 	_, err = edit(path, false, func(lines []line) ([]line, error) {
-		out := lines[:0:0]
-		for _, l := range lines {
-			if l.st != nil && drop[l.st.Option] {
-				removed++
-				continue
+		gone := make([]bool, len(lines))
+		for {
+			stopGone, stop := "", stopIndex(lines)
+			for i, l := range lines {
+				if l.st != nil && drop[l.st.Option] {
+					removed++
+					gone[i] = true
+					if i == stop {
+						stopGone = l.st.Name()
+					}
+					lines[i] = line{text: commentOut(l.text)}
+				}
 			}
-			out = append(out, l)
+			if stopGone == "" {
+				break
+			}
+			// Without "version" or "help" the lines after it apply: they
+			// must parse, and may set names too. Removed lines are
+			// commented out meanwhile so that line numbers stay the file's.
+			relines, err := splitParsed(path, join(lines))
+			if err != nil {
+				return nil, fmt.Errorf("not removing %s from %q: the lines after it would then apply, and CRIU rejects them (nothing was changed): %w", stopGone, path, err)
+			}
+			lines = relines
+		}
+		out := lines[:0:0]
+		for i, l := range lines {
+			if !gone[i] {
+				out = append(out, l)
+			}
 		}
 		return out, nil
 	})
@@ -94,6 +143,15 @@ func Unset(path string, names ...string) (removed int, err error) {
 		return 0, err
 	}
 	return removed, nil
+}
+
+// commentOut is a comment line in the place of text, with its ending, so
+// that a reparse keeps every other line's number.
+func commentOut(text string) string {
+	if strings.HasSuffix(text, "\n") {
+		return "#\n"
+	}
+	return "#"
 }
 
 // statementFor checks name and value against the catalog and returns the
@@ -196,6 +254,7 @@ func edit(path string, create bool, change func([]line) ([]line, error)) (change
 			err = errors.Join(err, cerr)
 		}
 	}()
+	d.removeStaleTemps()
 
 	old, meta, err := d.read(name, path)
 	if err != nil {
@@ -272,7 +331,7 @@ func join(lines []line) []byte {
 func verify(path string, data []byte, lines []line) error {
 	got, err := Parse(path, data)
 	if err != nil {
-		return fmt.Errorf("check edited %s (nothing was changed, please report this crhook bug): %w", path, err)
+		return fmt.Errorf("check edited %q (nothing was changed, please report this crhook bug): %w", path, err)
 	}
 	var want []Statement
 	for _, l := range lines {
@@ -281,12 +340,12 @@ func verify(path string, data []byte, lines []line) error {
 		}
 	}
 	if len(got) != len(want) {
-		return fmt.Errorf("check edited %s: %d options after the edit, expected %d (nothing was changed, please report this crhook bug)",
+		return fmt.Errorf("check edited %q: %d options after the edit, expected %d (nothing was changed, please report this crhook bug)",
 			path, len(got), len(want))
 	}
 	for i := range got {
 		if !sameStatement(got[i], want[i]) {
-			return fmt.Errorf("check edited %s: line %d reads as %s, expected %s (nothing was changed, please report this crhook bug)",
+			return fmt.Errorf("check edited %q: line %d reads as %q, expected %q (nothing was changed, please report this crhook bug)",
 				path, got[i].Line, Format(got[i]), Format(want[i]))
 		}
 	}

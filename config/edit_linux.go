@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // errNoDir: the file's directory does not exist and the edit may not
@@ -159,6 +162,9 @@ func (d *lockedDir) replace(name, path string, data []byte, meta *fileMeta) (err
 	if err != nil {
 		return err
 	}
+	if tempCreated != nil {
+		tempCreated()
+	}
 	tmpPath := filepath.Join(d.path, tmp)
 	defer func() {
 		if err != nil {
@@ -203,12 +209,57 @@ func (d *lockedDir) replace(name, path string, data []byte, meta *fileMeta) (err
 	return nil
 }
 
+// tempCreated, when set (by tests only), runs right after the temporary
+// file is created: the point where a killed editor leaves one behind.
+var tempCreated func()
+
+// tempInfix marks crhook's temporary files: ".NAME.crhook-RANDOM".
+const tempInfix = ".crhook-"
+
+// isTempName reports whether name is one of createTemp's names.
+func isTempName(name string) bool {
+	i := strings.LastIndex(name, tempInfix)
+	if !strings.HasPrefix(name, ".") || i <= 1 {
+		return false
+	}
+	suffix := name[i+len(tempInfix):]
+	return suffix != "" && strings.Trim(suffix, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
+}
+
+// removeStaleTemps deletes the temporary files that editors killed
+// mid-edit left behind. Every editor holds this directory's lock from
+// before it creates its temporary file until it has renamed or removed
+// it, so while we hold the lock any file so named is stale. Only regular
+// files are removed, relative to the locked directory; errors are
+// ignored: a leftover costs nothing but disk.
+func (d *lockedDir) removeStaleTemps() {
+	fd, err := syscall.Dup(d.fd)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	for _, n := range names {
+		if !isTempName(n) {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			_ = unix.Unlinkat(d.fd, n, 0)
+		}
+	}
+}
+
 // createTemp makes a new file ".NAME.crhook-RANDOM" in the directory. The
 // leading dot and the suffix keep CRIU and drop-in loaders from ever
 // reading a half-written file as configuration.
 func (d *lockedDir) createTemp(name string) (string, *os.File, error) {
 	for range 100 {
-		tmp := "." + name + ".crhook-" + strconv.FormatUint(rand.Uint64(), 36)
+		tmp := "." + name + tempInfix + strconv.FormatUint(rand.Uint64(), 36)
 		fd, err := syscall.Openat(d.fd, tmp,
 			syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		if errors.Is(err, fs.ErrExist) {

@@ -27,3 +27,5 @@ func (d *lockedDir) read(name, path string) ([]byte, *fileMeta, error) {
 func (d *lockedDir) replace(name, path string, data []byte, meta *fileMeta) error {
 	return errors.ErrUnsupported
 }
+
+func (d *lockedDir) removeStaleTemps() {}

@@ -33,7 +33,7 @@ type FileError struct {
 }
 
 func (e *FileError) Error() string {
-	loc := e.File
+	loc := Printable(e.File)
 	if e.Line > 0 {
 		loc = fmt.Sprintf("%s:%d", loc, e.Line)
 		if e.Col > 0 {

@@ -3,7 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
 )
 
@@ -25,9 +25,12 @@ type argWord struct {
 // a file it cannot open, it reports the read error: callers decide whether a
 // missing file matters.
 func ParseFile(path string) ([]Statement, error) {
-	data, err := os.ReadFile(path)
+	data, found, err := readRegular(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("read CRIU config %q: %w", path, err)
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("read CRIU config %q: %w", path, fs.ErrNotExist)
 	}
 	return Parse(path, data)
 }

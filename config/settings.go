@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 )
@@ -28,6 +29,59 @@ type Settings struct {
 
 	// Files lists the settings files that were read, in order.
 	Files []string `toml:"-"`
+
+	// origin is where each key got its value: the last file that set it.
+	// Lines are found only when asked for (Where, errors): the runtime
+	// path loads settings on every call and rarely needs them.
+	origin map[string]Loc
+	// data holds each file's content, by path, for finding those lines.
+	data map[string][]byte
+}
+
+// Loc is a place in a settings file; a zero Loc means the built-in default.
+type Loc struct {
+	File string
+	Line int // 0 when the key's line could not be found
+}
+
+func (l Loc) String() string {
+	switch {
+	case l.File == "":
+		return "built-in default"
+	case l.Line == 0:
+		return Printable(l.File)
+	}
+	return fmt.Sprintf("%s:%d", Printable(l.File), l.Line)
+}
+
+// settingKeys are the keys crhook.toml(5) documents, as TOML key paths.
+var settingKeys = [][]string{{"state_dir"}, {"runtime", "path"}, {"criu", "deny"}, {"annotations", "allow"}}
+
+// Where says which file and line set key ("runtime.path"), for messages.
+func (s *Settings) Where(key string) Loc {
+	l := s.origin[key]
+	if l.File != "" && l.Line == 0 {
+		l.Line = keyLine(s.data[l.File], toml.Key(strings.Split(key, ".")))
+	}
+	return l
+}
+
+// SetRuntimePath sets runtime.path as found at at (see LoadRuntimePath).
+func (s *Settings) SetRuntimePath(path string, at Loc) {
+	s.Runtime.Path = path
+	if s.origin == nil {
+		s.origin = map[string]Loc{}
+	}
+	s.origin["runtime.path"] = at
+}
+
+// errorAt is a validation error located at the file and line that set key.
+func (s *Settings) errorAt(key string, err error, hint string) error {
+	l := s.Where(key)
+	if l.File == "" {
+		return fmt.Errorf("%w (built-in default)", err)
+	}
+	return &FileError{File: l.File, Line: l.Line, Err: err, Hint: hint}
 }
 
 // Fallback returns the built-in settings. They apply under every file, so
@@ -47,7 +101,7 @@ func Fallback() *Settings {
 func (p Paths) SettingsFiles() ([]string, error) {
 	files := []string{p.SettingsDefault, p.SettingsSystem}
 	if p.SettingsDropIn != "" {
-		entries, err := os.ReadDir(p.SettingsDropIn)
+		entries, err := readDirNonBlock(p.SettingsDropIn)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("read drop-in directory %q: %w", p.SettingsDropIn, err)
 		}
@@ -66,6 +120,20 @@ func (p Paths) SettingsFiles() ([]string, error) {
 		files = append(files, p.SettingsEnv)
 	}
 	return files, nil
+}
+
+// readDirNonBlock is os.ReadDir, but a FIFO or device in the directory's
+// place is refused instead of hanging the open (O_DIRECTORY|O_NONBLOCK).
+func readDirNonBlock(dir string) ([]fs.DirEntry, error) {
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	return entries, err
 }
 
 // LoadSettings reads every settings file in order; later files win key by
@@ -91,10 +159,20 @@ func LoadSettings(p Paths) (*Settings, error) {
 			}
 			continue
 		}
-		if err := decodeSettings(f, data, s); err != nil {
+		md, err := decodeSettings(f, data, s)
+		if err != nil {
 			return nil, err
 		}
 		s.Files = append(s.Files, f)
+		for _, key := range settingKeys {
+			if md.IsDefined(key...) {
+				if s.origin == nil {
+					s.origin, s.data = map[string]Loc{}, map[string][]byte{}
+				}
+				s.origin[strings.Join(key[:], ".")] = Loc{File: f}
+				s.data[f] = data
+			}
+		}
 	}
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -102,22 +180,115 @@ func LoadSettings(p Paths) (*Settings, error) {
 	return s, nil
 }
 
-func decodeSettings(file string, data []byte, s *Settings) error {
+func decodeSettings(file string, data []byte, s any) (toml.MetaData, error) {
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(s)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return &FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
-				Err: fmt.Errorf("%w: %s", ErrSettings, pe.Message)}
-		}
-		return &FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
+		return md, tomlError(file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]
-		return &FileError{File: file, Line: keyLine(data, key), Err: fmt.Errorf("%w: unknown key %q", ErrSettings, key.String()),
+		return md, &FileError{File: file, Line: keyLine(data, key), Err: fmt.Errorf("%w: unknown key %q", ErrSettings, key.String()),
 			Hint: "known keys: state_dir, runtime.path, criu.deny, annotations.allow"}
 	}
-	return nil
+	return md, nil
+}
+
+func tomlError(file string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
+			Err: fmt.Errorf("%w: %s", ErrSettings, pe.Message)}
+	}
+	// Type mismatches come without a position; the message has the line.
+	return &FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
+}
+
+// LoadRuntimePath finds runtime.path alone, for when LoadSettings fails:
+// a mistake in an unrelated key must not change which runtime runs, or
+// state, kill and delete would ask the wrong runtime about a container
+// and, for delete, report success while it keeps running. Each file is
+// decoded on its own, last first; the first that sets runtime.path wins.
+// A file that cannot be read or parsed at all before that point might
+// set it, so then runtime.path is undetermined and the error says where:
+// crhook never guesses the runtime.
+func LoadRuntimePath(p Paths) (string, Loc, error) {
+	return lastSet(p, toml.Key{"runtime", "path"}, Fallback().Runtime.Path, func(v string) (string, string) {
+		if v == "" {
+			return "runtime.path is empty", "set it to runc, crun or a full path"
+		}
+		return "", ""
+	})
+}
+
+// LoadStateDir finds state_dir alone, as LoadRuntimePath does runtime.path,
+// so that create and delete keep using the configured state directory
+// while an unrelated setting is broken.
+func LoadStateDir(p Paths) (string, Loc, error) {
+	return lastSet(p, toml.Key{"state_dir"}, Fallback().StateDir, func(v string) (string, string) {
+		if !filepath.IsAbs(v) {
+			return fmt.Sprintf("state_dir %q is not an absolute path", v), ""
+		}
+		return "", ""
+	})
+}
+
+// lastSet is the value of one string key from the last settings file that
+// sets it (def when none does), decoding each file on its own. check
+// returns what is wrong with a value and the fix, or "".
+func lastSet(p Paths, key toml.Key, def string, check func(string) (string, string)) (string, Loc, error) {
+	files, err := p.SettingsFiles()
+	if err != nil {
+		return "", Loc{}, err
+	}
+	for i := len(files) - 1; i >= 0; i-- {
+		f := files[i]
+		if f == "" {
+			continue
+		}
+		data, found, err := readTrusted(f)
+		if err != nil {
+			return "", Loc{}, err
+		}
+		if !found {
+			if f == p.SettingsEnv {
+				return "", Loc{}, &FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
+					Hint: "create it or unset " + EnvConfig}
+			}
+			continue
+		}
+		var v map[string]any
+		md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&v)
+		if err != nil {
+			return "", Loc{}, tomlError(f, err)
+		}
+		// Walk down the key: a table on the way set to something else
+		// ("runtime = 'crun'") might have meant to set it.
+		var val any = v
+		for j, k := range key {
+			m, ok := val.(map[string]any)
+			if !ok {
+				prefix := key[:j]
+				return "", Loc{}, &FileError{File: f, Line: keyLine(data, prefix),
+					Err: fmt.Errorf("%w: %s must be a table ([%s]) holding %s", ErrSettings, prefix.String(), prefix.String(), key.String())}
+			}
+			if val, ok = m[k]; !ok {
+				break
+			}
+		}
+		if !md.IsDefined(key...) {
+			continue
+		}
+		at := Loc{File: f, Line: keyLine(data, key)}
+		str, ok := val.(string)
+		if !ok {
+			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s is not a string", ErrSettings, key.String())}
+		}
+		if why, fix := check(str); why != "" {
+			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s", ErrSettings, why), Hint: fix}
+		}
+		return str, at, nil
+	}
+	return def, Loc{}, nil
 }
 
 // keyLine finds the line that defines key: BurntSushi/toml reports unknown
@@ -135,28 +306,35 @@ func keyLine(data []byte, key toml.Key) int {
 			}
 			continue
 		}
-		if k, _, ok := strings.Cut(t, "="); ok && strings.Trim(strings.TrimSpace(k), `"'`) == last && cur == table {
+		k, _, ok := strings.Cut(t, "=")
+		k = strings.Trim(strings.TrimSpace(k), `"'`)
+		if ok && (k == last && cur == table || k == strings.Join(key, ".") && cur == "") {
 			return i + 1
 		}
+	}
+	if len(key) > 1 {
+		// An inline table ("runtime = { path = ... }"): its line.
+		return keyLine(data, key[:len(key)-1])
 	}
 	return 0
 }
 
+// validate checks the merged values; each error names the one file and
+// line that set the bad value, not every file that was read.
 func (s *Settings) validate() error {
-	where := strings.Join(s.Files, ", ")
-	if where == "" {
-		where = "built-in defaults"
-	}
 	if s.Runtime.Path == "" {
-		return fmt.Errorf("%w: runtime.path is empty in %s", ErrSettings, where)
+		return s.errorAt("runtime.path", fmt.Errorf("%w: runtime.path is empty", ErrSettings), "set it to runc, crun or a full path")
 	}
 	if !filepath.IsAbs(s.StateDir) {
-		return fmt.Errorf("%w: state_dir %q is not an absolute path (%s)", ErrSettings, s.StateDir, where)
+		return s.errorAt("state_dir", fmt.Errorf("%w: state_dir %q is not an absolute path", ErrSettings, s.StateDir), "")
 	}
-	for _, list := range [][]string{s.CRIU.Deny, s.Annotations.Allow} {
-		for _, name := range list {
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"criu.deny", s.CRIU.Deny}, {"annotations.allow", s.Annotations.Allow}} {
+		for _, name := range l.list {
 			if _, _, ok := Lookup(name); !ok {
-				return fmt.Errorf("%w: %q in %s is not a CRIU option%s", ErrSettings, name, where, didYouMean(name))
+				return s.errorAt(l.key, fmt.Errorf("%w: %s: %q is not a CRIU option%s", ErrSettings, l.key, name, didYouMean(name)), "")
 			}
 		}
 	}

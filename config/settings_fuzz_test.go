@@ -20,7 +20,7 @@ func FuzzSettings(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := Fallback()
-		err := decodeSettings("fuzz.toml", data, s)
+		_, err := decodeSettings("fuzz.toml", data, s)
 		if err != nil && !errors.Is(err, ErrSettings) {
 			t.Fatalf("error not wrapping ErrSettings: %v", err)
 		}

@@ -3,7 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -66,31 +66,42 @@ func Render(id string, r *config.Resolved) []byte {
 	return []byte(b.String())
 }
 
-// WriteConf writes the container's CRIU config: directories 0700 and the
-// file 0600, root-owned, through an O_NOFOLLOW temp file and rename, so
-// runc never reads a half-written file and nothing can redirect the write.
+// WriteConf writes the container's CRIU config at path, which ConfPath
+// made: directories 0700 and the file 0600, root-owned. The state
+// directory is walked without following links and each directory checked
+// (statedir_linux.go); the file is written through an O_NOFOLLOW temp file
+// in the verified directory and renamed, so runc never reads a
+// half-written file and nothing can redirect the write.
 func WriteConf(path string, data []byte) error {
-	return withStateLabel(func() error { return writeConf(path, data) })
-}
-
-func writeConf(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create state directory %q: %w", dir, err)
+	idDir := filepath.Dir(path)
+	containers := filepath.Dir(idDir)
+	id := filepath.Base(idDir)
+	if filepath.Base(path) != "criu.conf" || filepath.Base(containers) != "containers" || !validID(id) {
+		return fmt.Errorf("write CRIU config %q: not STATE_DIR/containers/ID/criu.conf", path)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("secure state directory %q: %w", dir, err)
-	}
-	return atomicWrite(path, data, 0o600)
-}
-
-// RemoveState deletes a container's state directory; missing is fine.
-func RemoveState(stateDir, id string) error {
-	p, err := ConfPath(stateDir, id)
+	d, err := openStateDir(filepath.Dir(containers), true, "containers", id)
 	if err != nil {
+		return fmt.Errorf("write CRIU config of container %s: %w", id, err)
+	}
+	defer d.close()
+	return writeFileAt(d, "criu.conf", data, 0o600)
+}
+
+// RemoveState deletes a container's state directory; missing is fine. Like
+// WriteConf it follows no link: a planted one is removed, not its target.
+func RemoveState(stateDir, id string) error {
+	if _, err := ConfPath(stateDir, id); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+	d, err := openStateDir(stateDir, false, "containers")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		defer d.close()
+		err = removeAt(d, id)
+	}
+	if err != nil {
 		return fmt.Errorf("remove crhook state of %s: %w", id, err)
 	}
 	return nil

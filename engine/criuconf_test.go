@@ -45,7 +45,7 @@ func TestWriteConfModes(t *testing.T) {
 }
 
 func TestWriteConfRefusesSymlinkedTemp(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "c")
+	dir := filepath.Join(t.TempDir(), "containers", "c")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func BenchmarkPassThroughPrep(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := lookRuntime(s.Runtime.Path); err != nil {
+		if _, err := lookRuntime(s.Runtime.Path, func() config.Loc { return s.Where("runtime.path") }); err != nil {
 			b.Skip("no runc here: ", err)
 		}
 	}

@@ -152,7 +152,7 @@ func newSetCmd() *cobra.Command {
 				return err
 			}
 			if !changed {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s already set\n", path, args[0])
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s already set\n", config.Printable(path), args[0])
 			}
 			return nil
 		},
@@ -177,7 +177,7 @@ func newUnsetCmd() *cobra.Command {
 				return err
 			}
 			if n == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: none of %v was set\n", path, args)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: none of %v was set\n", config.Printable(path), args)
 			}
 			return nil
 		},
