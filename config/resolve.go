@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -251,16 +252,26 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 	var out []Setting
 	for _, key := range keys {
 		name, value := strings.TrimPrefix(key, AnnotationPrefix), ann[key]
+		shown := Printable(key) // the creator chose the key: never echo its bytes raw
 		opt, negated, ok := Lookup(name)
-		if !ok || negated {
-			return nil, fmt.Errorf("annotation %s: %w: %q%s", key, ErrUnknownOption, name, didYouMean(name))
+		if ok && negated {
+			// io.crhook.criu.no-X: the no- form is a file's way of saying it;
+			// an annotation says it with a value.
+			return nil, fmt.Errorf("annotation %s: %w: annotations take no no- form; write %s%s=false",
+				shown, ErrUnknownOption, AnnotationPrefix, opt.Name)
 		}
-		if opt.Unsafe || opt.Owned || !s.AllowsAnnotation(opt.Name) {
-			why := "not on annotations.allow in crhook.toml"
-			if opt.Unsafe || opt.Owned {
-				why = "it names paths, code or runtime state, so containers may never set it"
-			}
-			return nil, fmt.Errorf("annotation %s: %w: %s; set it in /etc/criu/default.conf instead, or remove the annotation", key, ErrDenied, why)
+		if !ok {
+			return nil, fmt.Errorf("annotation %s: %w: %s%s", shown, ErrUnknownOption, strconv.Quote(name), didYouMean(name))
+		}
+		if opt.Unsafe || opt.Owned {
+			return nil, fmt.Errorf("annotation %s: %w: it names paths, code or runtime state, so containers may never set it; set it in /etc/criu/default.conf instead, or remove the annotation",
+				shown, ErrDenied)
+		}
+		if !s.AllowsAnnotation(opt.Name) {
+			// Said so that it also helps a container checkpointed while the
+			// list allowed it: it cannot drop the annotation to restore.
+			return nil, fmt.Errorf("annotation %s: %w: not on annotations.allow in crhook.toml; remove the annotation, set %s in /etc/criu/default.conf for all containers, or add %q to annotations.allow in /etc/crhook/crhook.toml (needed to restore a container checkpointed with it)",
+				shown, ErrDenied, opt.Name, opt.Name)
 		}
 		set := Setting{Statement: Statement{Option: opt}, Origin: Origin{Annotation: key}}
 		switch {
@@ -269,11 +280,11 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 		case opt.Arg == NoArg && value == "false" && opt.Negatable:
 			set.Negated = true
 		case opt.Arg == NoArg:
-			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", key, value, ErrInvalidValue,
+			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", shown, value, ErrInvalidValue,
 				map[bool]string{true: " or false", false: ""}[opt.Negatable])
 		default:
 			if err := ValidateValue(opt, value); err != nil {
-				return nil, fmt.Errorf("annotation %s=%q: %w", key, value, err)
+				return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
 			}
 			set.Value, set.HasValue = value, true
 		}

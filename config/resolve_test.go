@@ -55,6 +55,8 @@ func TestResolve(t *testing.T) {
 		want        []string
 		wantDropped []string
 		wantErr     error
+		wantMsg     string // the error contains it
+		denyMsg     string // the error must not contain it
 	}{
 		{
 			name:  "layers merge, each option keeps its origin",
@@ -120,6 +122,27 @@ func TestResolve(t *testing.T) {
 			wantErr: ErrInvalidValue,
 		},
 		{
+			name:    "a key with escape bytes is quoted, never echoed raw",
+			ann:     map[string]string{"io.crhook.criu.tcp\x1b[2J": "true"},
+			wantErr: ErrUnknownOption,
+			wantMsg: `"io.crhook.criu.tcp\x1b[2J"`,
+			denyMsg: "\x1b[2J",
+		},
+		{
+			name:    "a no- annotation is told to use =false, not its own name",
+			ann:     map[string]string{"io.crhook.criu.no-tcp-established": "true"},
+			wantErr: ErrUnknownOption,
+			wantMsg: "io.crhook.criu.tcp-established=false",
+			denyMsg: "did you mean no-tcp-established",
+		},
+		{
+			name:    "a denied annotation's advice works for a checkpointed container too",
+			ann:     map[string]string{"io.crhook.criu.auto-dedup": "true"},
+			files:   map[string]string{"etc/crhook/crhook.toml": "[annotations]\nallow = [\"tcp-established\"]\n"},
+			wantErr: ErrDenied,
+			wantMsg: "add \"auto-dedup\" to annotations.allow",
+		},
+		{
 			name:    "crun prefers crun.conf",
 			runtime: "/usr/bin/crun",
 			files:   map[string]string{"etc/criu/crun.conf": "shell-job\n", "etc/criu/runc.conf": "file-locks\n"},
@@ -152,6 +175,12 @@ func TestResolve(t *testing.T) {
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantMsg) {
+					t.Errorf("err = %q, want it to contain %q", err, tc.wantMsg)
+				}
+				if tc.denyMsg != "" && strings.Contains(err.Error(), tc.denyMsg) {
+					t.Errorf("err = %q, must not contain %q", err, tc.denyMsg)
 				}
 				return
 			}

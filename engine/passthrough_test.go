@@ -79,7 +79,7 @@ func (rt *runtimeTree) call(t *testing.T, args ...string) (int, string, string) 
 	return code, stderr.String(), string(calls)
 }
 
-const testID = "c0ffee0123456789crhooktest"
+const passID = "c0ffee0123456789crhooktest"
 
 // TestBrokenSettingsKeepRuntime: a mistake in an unrelated key of
 // crhook.toml must not send state, kill or delete to another runtime
@@ -100,9 +100,9 @@ func TestBrokenSettingsKeepRuntime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rt := newRuntimeTree(t, settings)
 			for _, args := range [][]string{
-				{"--root", "/run/fake", "state", testID},
-				{"--root", "/run/fake", "kill", testID, "KILL"},
-				{"--root", "/run/fake", "delete", "--force", testID},
+				{"--root", "/run/fake", "state", passID},
+				{"--root", "/run/fake", "kill", passID, "KILL"},
+				{"--root", "/run/fake", "delete", "--force", passID},
 			} {
 				code, stderr, calls := rt.call(t, args...)
 				if code != 0 || strings.TrimSpace(calls) != strings.Join(args, " ") {
@@ -120,12 +120,12 @@ func TestBrokenSettingsKeepRuntime(t *testing.T) {
 // state from the configured state_dir while another setting is broken.
 func TestBrokenSettingsKeepStateDir(t *testing.T) {
 	rt := newRuntimeTree(t, map[string]string{"etc/crhook/crhook.toml": "state_dir = \"ROOT/state\"\nbogus = 1\n[runtime]\npath = \"FAKE\"\n"})
-	conf, _ := ConfPath(filepath.Join(rt.root, "state"), testID)
+	conf, _ := ConfPath(filepath.Join(rt.root, "state"), passID)
 	if err := WriteConf(conf, []byte("x\n")); err != nil {
 		t.Fatal(err)
 	}
-	code, stderr, calls := rt.call(t, "delete", testID)
-	if code != 0 || strings.TrimSpace(calls) != "delete "+testID {
+	code, stderr, calls := rt.call(t, "delete", passID)
+	if code != 0 || strings.TrimSpace(calls) != "delete "+passID {
 		t.Fatalf("delete: exit %d, calls %q, stderr %s", code, calls, stderr)
 	}
 	if _, err := os.Stat(filepath.Dir(conf)); !errors.Is(err, os.ErrNotExist) {
@@ -142,7 +142,7 @@ func TestUndeterminedRuntimeFails(t *testing.T) {
 		"etc/crhook/crhook.d/90-bad.toml": "[runtime]\npath = \"FAKE\"\n[criu\n",
 	})
 	for _, cmd := range []string{"state", "kill", "delete"} {
-		code, stderr, calls := rt.call(t, cmd, testID)
+		code, stderr, calls := rt.call(t, cmd, passID)
 		want := filepath.Join(rt.root, "etc/crhook/crhook.d/90-bad.toml") + ":4"
 		if code != 127 || calls != "" || !strings.Contains(stderr, want) || !strings.Contains(stderr, "runtime.path is undetermined") {
 			t.Errorf("%s: exit %d, fake runtime got %q, stderr %q; want 127, no call, and the error at %s", cmd, code, calls, stderr, want)
@@ -159,15 +159,15 @@ func TestFIFOSettingsDoNotHang(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stderr, calls := rt.callWithin(t, 10*time.Second, "state", testID)
-	if code != 0 || strings.TrimSpace(calls) != "state "+testID || !strings.Contains(stderr, "a FIFO") {
+	code, stderr, calls := rt.callWithin(t, 10*time.Second, "state", passID)
+	if code != 0 || strings.TrimSpace(calls) != "state "+passID || !strings.Contains(stderr, "a FIFO") {
 		t.Errorf("state with a FIFO crhook.toml before the drop-in: exit %d, calls %q, stderr %q; want the fake runtime reached and the FIFO reported", code, calls, stderr)
 	}
 	last := filepath.Join(rt.root, "etc/crhook/crhook.d/90-fifo.toml")
 	if err := syscall.Mkfifo(last, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stderr, calls = rt.callWithin(t, 10*time.Second, "state", testID)
+	code, stderr, calls = rt.callWithin(t, 10*time.Second, "state", passID)
 	if code != 127 || calls != "" || !strings.Contains(stderr, last) || !strings.Contains(stderr, "a FIFO") {
 		t.Errorf("state with a FIFO as the last drop-in: exit %d, calls %q, stderr %q; want 127 naming it", code, calls, stderr)
 	}
@@ -202,8 +202,8 @@ func TestRuntimeThatCannotRun(t *testing.T) {
 			// restore reaches the runtime (and, on failure, the CRIU log
 			// diagnosis) without a real container.
 			img := t.TempDir()
-			for _, args := range [][]string{{"state", testID},
-				{"restore", "--bundle", filepath.Join(rt.root, "bundle"), "--image-path", img, "--work-path", img, testID}} {
+			for _, args := range [][]string{{"state", passID},
+				{"restore", "--bundle", filepath.Join(rt.root, "bundle"), "--image-path", img, "--work-path", img, passID}} {
 				code, stderr, _ := rt.call(t, args...)
 				if code != 127 {
 					t.Errorf("%s: exit %d, want 127; stderr %q", args[0], code, stderr)
