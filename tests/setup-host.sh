@@ -167,4 +167,6 @@ else
 	done_step "built $IMAGE from busybox-static"
 fi
 
+bash "$(dirname "$0")/setup-crun.sh"
+
 echo "setup: host ready"
