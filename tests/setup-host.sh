@@ -168,5 +168,6 @@ else
 fi
 
 bash "$(dirname "$0")/setup-crun.sh"
+bash "$(dirname "$0")/setup-containerd.sh"
 
 echo "setup: host ready"
