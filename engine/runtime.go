@@ -388,7 +388,7 @@ func ShortID(id string) string {
 // checkpointAnnotations finds the container's annotations as the runtime
 // stored them at create: what it will read at checkpoint.
 func (r *runner) checkpointAnnotations(id string) (map[string]string, error) {
-	ann, ok := runcStateAnnotations(r.inv.globalFlag("--root", "/run/runc"), id)
+	ann, ok := storedAnnotations(r.runtime, r.inv.globalFlag("--root", ""), id)
 	if !ok {
 		var err error
 		if ann, err = r.stateAnnotations(id); err != nil {

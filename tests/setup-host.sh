@@ -176,4 +176,7 @@ else
 	done_step "built $IMAGE from busybox-static"
 fi
 
+bash "$(dirname "$0")/setup-crun.sh"
+bash "$(dirname "$0")/setup-containerd.sh"
+
 echo "setup: host ready"

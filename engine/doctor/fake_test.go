@@ -43,6 +43,9 @@ type fixture struct {
 	run  *fakeRunner
 	host *Host
 	libs []string
+	// libcriu is the libcriu.so.2 crun would load; "" when none is found.
+	libcriu     string
+	libcriuSyms map[string]bool
 }
 
 func readTestdata(t *testing.T, name string) string {
@@ -71,6 +74,8 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.MkdirAll(f.path("/run/crhook"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	f.libcriu = "/usr/lib/x86_64-linux-gnu/libcriu.so.2"
+	f.libcriuSyms = map[string]bool{"criu_dump": true, "criu_set_config_file": true}
 	f.libs = []string{"libbsd.so.0", "libgnutls.so.30", "libnftables.so.1", "libprotobuf-c.so.1", "libnl-3.so.200", "libnet.so.1", "libuuid.so.1", "libc.so.6"}
 	f.run = &fakeRunner{
 		paths: map[string]string{
@@ -96,8 +101,14 @@ func newFixture(t *testing.T) *fixture {
 		Run:    f.run,
 		Getenv: func(k string) string { return map[string]string{"PATH": "/usr/local/sbin:/usr/sbin:/usr/bin"}[k] },
 		Libs:   func(string) ([]string, error) { return f.libs, nil },
-		Euid:   0,
-		Arch:   "amd64",
+		LibFor: func(_, soname string) (string, map[string]bool, error) {
+			if f.libcriu == "" {
+				return "", nil, fmt.Errorf("%s not found in /lib/x86_64-linux-gnu", soname)
+			}
+			return f.libcriu, f.libcriuSyms, nil
+		},
+		Euid: 0,
+		Arch: "amd64",
 	}
 	return f
 }

@@ -28,6 +28,9 @@ type Host struct {
 	Getenv func(string) string
 	// Libs returns the shared libraries a binary needs (ELF DT_NEEDED).
 	Libs func(path string) ([]string, error)
+	// LibFor finds the library a binary would dlopen() by soname and
+	// the symbols it exports (crun loads libcriu.so.2 this way).
+	LibFor func(binary, soname string) (path string, symbols map[string]bool, err error)
 	// Euid is doctor's effective uid: criu check and podman need root.
 	Euid int
 	// Arch is GOARCH of the host: some known-bad rows are x86-only.
@@ -43,6 +46,7 @@ func NewHost(paths config.Paths) *Host {
 		Run:    ExecRunner{Timeout: 60 * time.Second},
 		Getenv: os.Getenv,
 		Libs:   elfNeeded,
+		LibFor: libFor,
 		Euid:   os.Geteuid(),
 		Arch:   runtime.GOARCH,
 	}

@@ -50,30 +50,41 @@ func runcResult(path string, v version) Result {
 		return result(Fail, "install runc 1.0.0 or later",
 			fmt.Sprintf("%s is runc %s: it ignores org.criu.config (read since %s)", path, v, minRunc))
 	}
-	return result(OK, "", fmt.Sprintf("%s is runc %s: passes org.criu.config to CRIU (since %s)", path, v, minRunc))
+	return result(OK, "", fmt.Sprintf("%s is runc %s: passes org.criu.config to CRIU (since %s)", path, v, minRunc),
+		"runc runs the criu binary over RPC (criu swrk), so its CRIU support is the installed criu's")
 }
 
 // crunResult: crun needs CRIU support compiled in (+CRIU in --version),
-// 1.26 or later, and libcriu 4.2 or later. libcriu ships with criu and
-// talks to the criu binary, so the installed CRIU's version stands for it.
+// 1.26 or later, and a libcriu.so.2 it can dlopen() that has
+// criu_set_config_file (CRIU 4.2): without it crun refuses org.criu.config
+// ("libcriu RPC config files supported in CRIU >= 4.2"), and with no
+// libcriu at all every checkpoint fails ("could not load libcriu.so.2").
 func (p *probe) crunResult(path string, v version, versionOut string) Result {
 	features := lastLine(versionOut, "")
 	ev := []string{fmt.Sprintf("%s is crun %s; features: %s", path, v, features)}
-	bad := false
+	var fixes []string
 	if !strings.Contains(" "+features+" ", " +CRIU ") {
 		ev = append(ev, "built without CRIU support (no +CRIU): it cannot checkpoint at all")
-		bad = true
+		fixes = append(fixes, "a crun built with CRIU support (+CRIU)")
+	} else if lib, syms, err := p.h.LibFor(path, "libcriu.so.2"); err != nil {
+		ev = append(ev, fmt.Sprintf("crun loads libcriu.so.2 at checkpoint time and would find none: %v; every checkpoint fails with \"could not load `libcriu.so.2`\"", err))
+		fixes = append(fixes, "libcriu2 from CRIU 4.2 or later")
+	} else if !syms["criu_set_config_file"] {
+		ev = append(ev, fmt.Sprintf("crun loads %s, which lacks criu_set_config_file (CRIU < 4.2): crun refuses org.criu.config", lib))
+		fixes = append(fixes, "libcriu2 from CRIU 4.2 or later")
+	} else {
+		ev = append(ev, fmt.Sprintf("crun loads %s, which has criu_set_config_file (CRIU >= 4.2)", lib))
 	}
 	if v.less(minCrun) {
 		ev = append(ev, fmt.Sprintf("crun < %s does not pass a CRIU config file", minCrun))
-		bad = true
+		fixes = append(fixes, fmt.Sprintf("crun %s or later", minCrun))
 	}
 	if c := p.criuInfo(); c.hasVersion && c.version.less(minLibcriu) {
 		ev = append(ev, fmt.Sprintf("libcriu (CRIU %s) < %s", c.version, minLibcriu))
-		bad = true
+		fixes = append(fixes, "CRIU 4.2 or later")
 	}
-	if bad {
-		return result(Fail, runtimeFix+", or install crun 1.26 or later built with CRIU support and libcriu 4.2 or later", ev...)
+	if len(fixes) > 0 {
+		return result(Fail, runtimeFix+", or install "+strings.Join(fixes, ", "), ev...)
 	}
-	return result(OK, "", append(ev, "passes the CRIU config file through libcriu")...)
+	return result(OK, "", append(ev, "passes the CRIU config file through libcriu: org.criu.config, else /etc/criu/crun.conf, else /etc/criu/runc.conf")...)
 }

@@ -20,10 +20,22 @@ func TestRuntimeCheck(t *testing.T) {
 			setup: func(f *fixture) { delete(f.run.paths, "runc") },
 			want:  []string{`runtime.path in crhook.toml is "runc", not found`}},
 		{name: "Debian crun 1.8.1", id: "runtime.criu_config", status: Fail, setup: useCrun,
-			want: []string{"crun 1.8.1", "no +CRIU", "crun < 1.26.0", `set runtime.path = "runc"`}},
+			want: []string{"crun 1.8.1", "no +CRIU", "crun < 1.26.0", `set runtime.path = "runc"`,
+				"a crun built with CRIU support (+CRIU), crun 1.26.0 or later"}},
 		{name: "crun 1.26 +CRIU, CRIU 4.2.1", id: "runtime.criu_config", status: OK,
 			setup: func(f *fixture) { useCrun(f); f.answer("crun --version", crun126) },
-			want:  []string{"+CRIU", "passes the CRIU config file"}},
+			want: []string{"+CRIU", "crun loads /usr/lib/x86_64-linux-gnu/libcriu.so.2, which has criu_set_config_file",
+				"passes the CRIU config file", "/etc/criu/crun.conf, else /etc/criu/runc.conf"}},
+		{name: "crun 1.26 +CRIU, no libcriu", id: "runtime.criu_config", status: Fail,
+			setup: func(f *fixture) { useCrun(f); f.answer("crun --version", crun126); f.libcriu = "" },
+			want:  []string{"libcriu.so.2 not found", "could not load `libcriu.so.2`", "install libcriu2 from CRIU 4.2 or later"}},
+		{name: "crun 1.26 +CRIU, libcriu of CRIU 4.1", id: "runtime.criu_config", status: Fail,
+			setup: func(f *fixture) {
+				useCrun(f)
+				f.answer("crun --version", crun126)
+				f.libcriuSyms = map[string]bool{"criu_dump": true}
+			},
+			want: []string{"lacks criu_set_config_file", "refuses org.criu.config"}},
 		{name: "crun 1.26 +CRIU, CRIU 4.1", id: "runtime.criu_config", status: Fail,
 			setup: func(f *fixture) {
 				useCrun(f)

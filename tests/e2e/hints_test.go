@@ -13,38 +13,47 @@ import (
 // Each failure crhook can explain and this host can provoke, through
 // podman: podman's stderr must carry the fix, and the container must live.
 
-func assertHint(t *testing.T, r result, want ...string) {
+func assertHint(t *testing.T, w *wrapped, r result, want ...string) {
 	t.Helper()
-	for _, w := range want {
-		if !strings.Contains(r.err, w) {
-			t.Errorf("podman stderr lacks %q:\n%s", w, r.err)
+	for _, s := range want {
+		has := strings.Contains(r.err, s)
+		if w != nil {
+			w.note("hint has %q: %v", s, has)
+		}
+		if !has {
+			t.Errorf("podman stderr lacks %q:\n%s", s, r.err)
 		}
 	}
 }
 
 func TestHintTCP(t *testing.T) {
-	need(t)
-	layers(t, nil)
-	name := startTCP(t)
-	r := checkpointFails(t, name)
-	assertHint(t, r, "crhook: CRIU dump failed (tcp-established)", "Connected TCP socket",
-		"crhook config set tcp-established", "podman run --annotation io.crhook.criu.tcp-established=true",
-		"podman container checkpoint --tcp-established", "Config in effect: /run/crhook/containers/")
+	forEachRuntime(t, func(t *testing.T, w *wrapped) {
+		layers(t, nil)
+		name := startTCP(t, w)
+		r := checkpointFails(t, w, name)
+		assertHint(t, w, r, "crhook: CRIU dump failed (tcp-established)", "Connected TCP socket",
+			"crhook config set tcp-established", "podman run --annotation io.crhook.criu.tcp-established=true",
+			"podman container checkpoint --tcp-established", "Config in effect: /run/crhook/containers/")
+	})
 }
 
 func TestHintFileLocks(t *testing.T) {
-	need(t)
-	layers(t, nil)
 	locker := buildHelper(t, "locker")
-	name := startCtr(t, runtime, []string{"-v", locker + ":/locker:ro"}, `exec /locker hold /tmp/lock`)
-	eventually(t, 10*time.Second, "lock held", func() bool {
-		return podman(t, "exec", name, "/locker", "try", "/tmp/lock").code == 1
+	forEachRuntime(t, func(t *testing.T, w *wrapped) {
+		layers(t, nil)
+		name := startCtr(t, w.podman, []string{"-v", locker + ":/locker:ro"}, `exec /locker hold /tmp/lock`)
+		eventually(t, 10*time.Second, "lock held", func() bool {
+			return podman(t, "exec", name, "/locker", "try", "/tmp/lock").code == 1
+		})
+		assertHint(t, w, checkpointFails(t, w, name), "crhook config set file-locks", "podman container checkpoint --file-locks")
 	})
-	assertHint(t, checkpointFails(t, name), "crhook config set file-locks", "podman container checkpoint --file-locks")
 }
 
 func TestHintExternalUnixSocket(t *testing.T) {
-	need(t)
+	forEachRuntime(t, hintExternalUnixSocket)
+}
+
+func hintExternalUnixSocket(t *testing.T, w *wrapped) {
 	layers(t, nil)
 	dir := t.TempDir()
 	l, err := net.Listen("unix", filepath.Join(dir, "sock"))
@@ -62,9 +71,9 @@ func TestHintExternalUnixSocket(t *testing.T) {
 		}
 	}()
 	peer := buildHelper(t, "unixpeer")
-	name := startCtr(t, runtime, []string{"-v", peer + ":/unixpeer:ro", "-v", dir + ":/s"}, "exec /unixpeer /s/sock")
+	name := startCtr(t, w.podman, []string{"-v", peer + ":/unixpeer:ro", "-v", dir + ":/s"}, "exec /unixpeer /s/sock")
 	eventually(t, 10*time.Second, "connected", func() bool { return strings.Contains(mustPodman(t, "logs", name), "connected") })
-	assertHint(t, checkpointFails(t, name), "crhook config set ext-unix-sk")
+	assertHint(t, w, checkpointFails(t, w, name), "crhook config set ext-unix-sk")
 }
 
 func TestHintPreDump(t *testing.T) {
@@ -75,7 +84,7 @@ func TestHintPreDump(t *testing.T) {
 	if r.code == 0 {
 		t.Skip("pre-checkpoint worked: this kernel has soft-dirty tracking")
 	}
-	assertHint(t, r, "crhook: CRIU pre-dump failed", "soft-dirty")
+	assertHint(t, nil, r, "crhook: CRIU pre-dump failed", "soft-dirty")
 	if !running(t, name) {
 		t.Fatal("container stopped after a failed pre-checkpoint")
 	}
@@ -95,7 +104,7 @@ func TestHintPIDInUse(t *testing.T) {
 	if r.code == 0 {
 		t.Fatal("restore of a copy whose PIDs are taken succeeded")
 	}
-	assertHint(t, r, "(pid-in-use)", "Can't fork for", "ps -o pid,user,args -p")
+	assertHint(t, nil, r, "(pid-in-use)", "Can't fork for", "ps -o pid,user,args -p")
 	if !running(t, name) {
 		t.Fatal("the original stopped")
 	}
