@@ -355,7 +355,7 @@ func (n *node) runPod(t *testing.T, name string, annotations map[string]string) 
 		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD},
+				NamespaceOptions: podNamespaces(),
 			},
 		},
 	}
@@ -367,6 +367,19 @@ func (n *node) runPod(t *testing.T, name string, annotations map[string]string) 
 	return r.PodSandboxId, cfg
 }
 
+// podNamespaces are the kubelet's defaults for a pod without
+// hostNetwork or shareProcessNamespace: network and IPC per pod, a PID
+// namespace per container. (The CRI zero value is a pod-wide PID
+// namespace, where a restored container's PIDs can clash with the new
+// pod's own: CRIU then fails with "Can't fork for N: File exists".)
+func podNamespaces() *runtimeapi.NamespaceOption {
+	return &runtimeapi.NamespaceOption{
+		Network: runtimeapi.NamespaceMode_POD,
+		Pid:     runtimeapi.NamespaceMode_CONTAINER,
+		Ipc:     runtimeapi.NamespaceMode_POD,
+	}
+}
+
 // startContainer creates and starts a container from image in a pod;
 // image may be a checkpoint archive (containerd >= 2.1 restores it).
 func (n *node) startContainer(t *testing.T, pod string, podCfg *runtimeapi.PodSandboxConfig, name, image string, cmd []string) string {
@@ -376,6 +389,9 @@ func (n *node) startContainer(t *testing.T, pod string, podCfg *runtimeapi.PodSa
 		Image:    &runtimeapi.ImageSpec{Image: image},
 		Command:  cmd,
 		LogPath:  name + ".log",
+		Linux: &runtimeapi.LinuxContainerConfig{
+			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: podNamespaces()},
+		},
 	}
 	c, err := n.rt.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
 	if err != nil {
