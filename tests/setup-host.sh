@@ -22,6 +22,8 @@ PACKAGES=(
 	# SELinux policy checks and RPM packaging (later issues)
 	selinux-policy-dev selinux-policy-default checkpolicy semodule-utils setools policycoreutils
 	rpm rpmlint go-md2man
+	# the QEMU guest of tests/guest (soft-dirty, SELinux enforcing)
+	qemu-system-x86 qemu-utils mmdebstrap cpio
 	# runtime libraries of bookworm's criu 3.17, which doctor's tests unpack
 	libbsd0 libgnutls30 libnet1 libnftables1 libnl-3-200 libprotobuf-c1
 )
