@@ -103,7 +103,7 @@ fi
 
 # ------------------------------------------------------------ layer 2
 
-disk_inputs=("$here/init.sh" "$here/containers.conf" "$CRIU" "$repo"/tests/selinux/crhook_test_container.te "$repo"/selinuxpolicy/crhook.te "$repo"/selinuxpolicy/crhook.if "$repo"/selinuxpolicy/crhook.fc)
+disk_inputs=("$here/init.sh" "$here/containers.conf" "$CRIU" "$here"/selinux/*.te "$here"/selinux/*.fc "$repo"/selinuxpolicy/crhook.te "$repo"/selinuxpolicy/crhook.if "$repo"/selinuxpolicy/crhook.fc)
 disk_key=$(printf '%s\n' "$rootfs_key" "$self_hash" "$(sha256sum "${disk_inputs[@]}")" | hash)
 disk=$CACHE/disk-$disk_key
 if [ -f "$disk/disk.img" ]; then
@@ -195,8 +195,8 @@ tar -C "$img" -cf "$root/var/lib/crhook-test/busybox-rootfs.tar" .
 sel=$work/selinux
 mkdir -p "$sel"
 cp "$repo"/selinuxpolicy/crhook.te "$repo"/selinuxpolicy/crhook.if "$repo"/selinuxpolicy/crhook.fc \
-	"$repo"/tests/selinux/crhook_test_container.te "$sel"/
-mods_pp=(crhook_test_container.pp crhook.pp)
+	"$here"/selinux/*.te "$here"/selinux/*.fc "$sel"/
+mods_pp=(container.pp crhook.pp crhook_guest_harness.pp)
 env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u MAKEOVERRIDES \
 	make -C "$sel" -f /usr/share/selinux/devel/Makefile "${mods_pp[@]}" >"$work/selinux.log" 2>&1 ||
 	{ tail -n 30 "$work/selinux.log" >&2; die "building the guest's SELinux modules failed"; }

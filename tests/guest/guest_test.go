@@ -72,3 +72,7 @@ func boot(t *testing.T, scenario string, args ...string) {
 func TestPrecopy(t *testing.T) {
 	boot(t, "scenarios/precopy.sh")
 }
+
+func TestSELinux(t *testing.T) {
+	boot(t, "scenarios/selinux.sh", "--selinux")
+}

@@ -25,6 +25,13 @@ finish() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 
+# Modules CRIU's kerndat probes and podman need, loaded before any policy
+# (under enforcing the kernel's modprobe helper is confined, and a failed
+# autoload shows only as CRIU's "Diag module missing" or "Unable to create
+# a veth pair").
+modprobe -a overlay veth bridge tun nf_tables nft_ct unix_diag inet_diag tcp_diag udp_diag \
+	raw_diag netlink_diag packet_diag 2>/dev/null
+
 # SELinux first, before anything else creates files: the initial policy
 # load (what systemd does early in boot). Enforcing or not comes from the
 # kernel command line.
@@ -39,7 +46,11 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none host /mnt/host ||
+# Under SELinux the share gets one fixed type: 9p has no labelling of its
+# own, and files created there would otherwise be refused.
+ctx=""
+[ -e /sys/fs/selinux/enforce ] && ctx=",context=system_u:object_r:tmp_t:s0"
+mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,cache=none$ctx" host /mnt/host ||
 	{ say "cannot mount the 9p share"; finish 1; }
 # Files created before the policy was loaded, and the fresh tmpfs mounts,
 # get their types now.
@@ -48,6 +59,9 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none host /mnt/h
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
 	echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 done
+# Without auditd, AVC messages reach the kernel log through printk, whose
+# rate limit would drop some: the scenarios count them.
+echo 0 >/proc/sys/kernel/printk_ratelimit
 ip link set lo up
 hostname crhook-guest
 
