@@ -217,7 +217,7 @@ chroot "$root" setfiles -F /etc/selinux/default/contexts/files/file_contexts / >
 umount "$root/proc"
 
 # mkfs.ext4 -d copies the tree with its xattrs (the SELinux labels).
-mkfs.ext4 -q -F -L crhook-guest -d "$root" "$work/out/disk.img" "$DISK_SIZE" ||
+mkfs.ext4 -q -F -L crhook-guest -d "$root" "$work/out/disk.img" "$DISK_SIZE" >&2 ||
 	die "mkfs.ext4 -d $root failed"
 printf '%s\n' "$kver" >"$work/out/kernel-version"
 

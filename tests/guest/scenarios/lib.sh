@@ -32,8 +32,9 @@ check() {
 
 # must DESC CMD...: like check, but the scenario cannot go on without it.
 must() {
+	_before=$failures
 	check "$@"
-	[ "$failures" = 0 ] || { summary; exit 1; }
+	[ "$failures" = "$_before" ] || { summary; exit 1; }
 }
 
 # run CMD...: show and run a command; its status is returned.
