@@ -20,7 +20,7 @@ GOTEST     = $(GO) test -count=1
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test unit unit-nonroot e2e fuzz-replay lint bench demo install uninstall clean setup
+.PHONY: all build test unit unit-nonroot e2e fuzz-replay lint bench demo install uninstall clean  setup guest-test
 
 all: build
 
@@ -58,6 +58,14 @@ test: setup build
 	cd tests/cri && $(GOTEST) -tags e2e -timeout 10m ./...
 	$(MAKE) --no-print-directory selinux-check
 	$(MAKE) --no-print-directory rpm-check
+	$(MAKE) --no-print-directory guest-test
+
+# What this host's kernel cannot test (soft-dirty pre-copy, SELinux
+# enforcing), in a QEMU guest: tests/guest/README.md. The image is cached
+# in /var/cache/crhook/guest and rebuilt when its inputs change.
+guest-test: setup build
+	bash tests/guest/build-image.sh >/dev/null
+	$(GOTEST) -tags guest -v -timeout 30m ./tests/guest/
 
 unit:
 	$(GOTEST) ./...
@@ -76,6 +84,7 @@ lint:
 	@out=$$(gofmt -l hook config engine tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
+	$(GO) vet -tags guest ./tests/guest/
 	@$(GOLANGCI_LINT) version 2>/dev/null | grep -q '$(GOLANGCI_LINT_VERSION:v%=%)' || \
 		$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	$(GOLANGCI_LINT) run ./...

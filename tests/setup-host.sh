@@ -19,9 +19,13 @@ PACKAGES=(
 	protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev
 	libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev
 	uuid-dev libaio-dev
+	# CRIU restores SELinux process labels only when linked with libselinux
+	libselinux1-dev
 	# SELinux policy checks and RPM packaging (later issues)
 	selinux-policy-dev selinux-policy-default checkpolicy semodule-utils setools policycoreutils
 	rpm rpmlint go-md2man
+	# the QEMU guest of tests/guest (soft-dirty, SELinux enforcing)
+	qemu-system-x86 qemu-utils mmdebstrap cpio
 	# runtime libraries of bookworm's criu 3.17, which doctor's tests unpack
 	libbsd0 libgnutls30 libnet1 libnftables1 libnl-3-200 libprotobuf-c1
 )
@@ -90,12 +94,18 @@ criu_works() {
 	return $rc
 }
 
+# criu_has_selinux CRIU: linked with libselinux, without which restored
+# containers lose their SELinux label (crhook doctor's criu.selinux).
+criu_has_selinux() { ldd "$1" 2>/dev/null | grep -q 'libselinux\.so'; }
+
 step criu
 have=$(command -v criu || true)
-if [ -n "$have" ] && criu_works "$have"; then
+if [ -n "$have" ] && criu_works "$have" && criu_has_selinux "$have"; then
 	done_step "kept $have ($("$have" --version | head -n 1))"
 else
-	build="$CACHE/criu-$CRIU_VERSION"
+	# criu-selinux/: a build from before libselinux1-dev was a build
+	# dependency (in $CACHE/criu-$CRIU_VERSION) must not be reused.
+	build="$CACHE/criu-selinux/criu-$CRIU_VERSION"
 	if [ ! -x "$build/criu/criu" ]; then
 		tarball="$CACHE/criu_$CRIU_VERSION.orig.tar.xz"
 		if ! echo "$CRIU_ORIG_SHA256  $tarball" | sha256sum -c --status 2>/dev/null; then
@@ -123,7 +133,8 @@ else
 			mv "$tarball.part" "$tarball"
 		fi
 		rm -rf "$build"
-		tar -C "$CACHE" -xf "$tarball"
+		mkdir -p "$CACHE/criu-selinux"
+		tar -C "$CACHE/criu-selinux" -xf "$tarball"
 		make -C "$build" -j"$(nproc)" criu >"$CACHE/criu-build.log" 2>&1 ||
 			{ tail -n 30 "$CACHE/criu-build.log" >&2; false; }
 	fi
@@ -131,6 +142,8 @@ else
 	hash -r
 	criu_works /usr/local/sbin/criu ||
 		{ echo "setup: CRIU $CRIU_VERSION built but fails check or a TCP dump on $(uname -r)" >&2; false; }
+	criu_has_selinux /usr/local/sbin/criu ||
+		{ echo "setup: CRIU $CRIU_VERSION built without libselinux (see $CACHE/criu-build.log)" >&2; false; }
 	done_step "installed /usr/local/sbin/criu ($(/usr/local/sbin/criu --version | head -n 1))"
 fi
 

@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 )
 
@@ -108,35 +107,6 @@ func checkKnownBad(p *probe) Result {
 			row.criuFixed.nums[0], row.criuFixed.nums[1], k.release, row.kernelFrom, row.symptom, row.evidence))
 	}
 	return result(Fail, criuFix(k.version, true, p.h.Arch), ev...)
-}
-
-// checkCRIUSELinux matters only where SELinux is on: a CRIU without
-// libselinux cannot put restored tasks back into their container label.
-func checkCRIUSELinux(p *probe) Result {
-	c := p.criuInfo()
-	if c.path == "" {
-		return result(Skip, "", "no criu (see criu.binary)")
-	}
-	libs, err := p.h.Libs(c.path)
-	if err != nil {
-		return result(Skip, "", err.Error())
-	}
-	linked := ""
-	for _, l := range libs {
-		if strings.HasPrefix(filepath.Base(l), "libselinux.so") {
-			linked = l
-		}
-	}
-	sel := p.selinuxInfo()
-	switch {
-	case linked != "":
-		return result(OK, "", fmt.Sprintf("%s needs %s", c.path, linked))
-	case sel.enabled:
-		return result(Fail, "install a CRIU built with libselinux (Fedora's and CentOS's criu packages are)",
-			fmt.Sprintf("%s does not link libselinux (DT_NEEDED: %s)", c.path, strings.Join(libs, " ")),
-			"SELinux is enabled: restored containers would not get their process label back")
-	}
-	return result(OK, "", fmt.Sprintf("%s does not link libselinux; that matters only with SELinux enabled, and it is not", c.path))
 }
 
 // prefixed returns up to n lines of s that start with prefix (CRIU's

@@ -41,13 +41,6 @@ func TestCRIUChecks(t *testing.T) {
 				f.write("/proc/sys/kernel/osrelease", "6.14.0\n", 0o444)
 				f.host.Arch = "arm64"
 			}},
-		{name: "no libselinux, SELinux off", id: "criu.selinux", status: OK, want: []string{"does not link libselinux"}},
-		{name: "libselinux", id: "criu.selinux", status: OK,
-			setup: func(f *fixture) { f.libs = append(f.libs, "libselinux.so.1") },
-			want:  []string{"needs libselinux.so.1"}},
-		{name: "no libselinux, SELinux on", id: "criu.selinux", status: Fail,
-			setup: func(f *fixture) { f.write("/sys/fs/selinux/enforce", "1", 0o644) },
-			want:  []string{"SELinux is enabled", "built with libselinux"}},
 	})
 }
 
