@@ -20,7 +20,7 @@ GOTEST     = $(GO) test -count=1
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test unit unit-nonroot e2e fuzz-replay lint bench demo install uninstall clean  setup guest-test
+.PHONY: all build test unit unit-nonroot e2e fuzz-replay lint bench demo install uninstall clean setup guest-test
 
 all: build
 
