@@ -49,7 +49,7 @@ in_b() {
 	local pid
 	pid=$(b_pid)
 	[ -n "$pid" ] || { log "not up (no sshd in $STATE/sshd.pid): run hostb.sh up"; return 1; }
-	nsenter --target "$pid" --mount --net -- "$@"
+	exec nsenter --target "$pid" --mount --net -- "$@"
 }
 
 # b_pids lists every process that belongs to B: in B's network or mount

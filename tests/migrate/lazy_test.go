@@ -1,0 +1,449 @@
+//go:build e2e
+
+package migrate
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pipeMaxSize is what CRIU's lazy dump needs without CAP_SYS_RESOURCE:
+// it grows its page pipes up to 4 MiB and ignores a failed resize, and
+// then fails on the first page request ("page-pipe: splice: -1: Bad
+// file descriptor"). See DESIGN.md, facts.
+const pipeMaxSize = 4 << 20
+
+// TestLazyMigrationRunc moves a running container from host B to host A
+// by post-copy, with the real runc and CRIU and nothing of crhook: the
+// engine `crhook migrate --mode lazy` will drive. The source dumps with
+// `runc checkpoint --lazy-pages --page-server --status-fd` and serves the
+// pages; the small image dir travels over ssh; the destination starts
+// `criu lazy-pages` and `runc restore --lazy-pages`. Every page of the
+// workload's memory pattern is verified on the destination, the source
+// must be gone, and the downtime the process saw is measured.
+//
+// The source is B, not A, on purpose: CRIU's lazy page server ignores the
+// address it is given and listens on all addresses; in B that is only the
+// veth pair, in A it would include every interface of this machine.
+func TestLazyMigrationRunc(t *testing.T) {
+	needRoot(t, "runc", "criu")
+	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
+		t.Skipf("CRIU says lazy pages cannot work here (criu check --feature uffd-noncoop): %s", r.err+r.out)
+	}
+	mib := 256
+	if v := os.Getenv("CRHOOK_MIGRATE_MIB"); v != "" {
+		mib, _ = strconv.Atoi(v)
+	}
+	raisePipeMaxSize(t)
+	h := upHostB(t, "crhook-tl", 3)
+
+	memhog := buildMemhog(t)
+	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
+	args := []string{"/memhog", "-mib", strconv.Itoa(mib), "-seed", seed}
+	srcBundle := filepath.Join(h.state, "lazy-src")
+	dstBundle := filepath.Join(t.TempDir(), "lazy-dst")
+	makeBundle(t, srcBundle, memhog, args)
+	makeBundle(t, dstBundle, memhog, args)
+	id := "crhook-lazy-" + strconv.Itoa(rand.IntN(1e6))
+	dstID := id + "-dst"
+
+	// Source: the workload on B, stdio on pipes as podman's conmon gives.
+	src := startContainer(t, h.cmd("runc", "run", "-d", "--bundle", srcBundle, id))
+	t.Cleanup(func() { _ = h.cmd("runc", "delete", "-f", id).Run() })
+	src.expect(t, "ready pages=", 60*time.Second)
+	srcPid := runcPid(t, h.cmd("runc", "state", id))
+	src.send(t, "reset")
+	src.expect(t, "reset", 10*time.Second)
+
+	// Dump lazily; runc writes one byte to --status-fd when the page
+	// server is ready, and returns only once every page was served.
+	port := strconv.Itoa(20000 + rand.IntN(30000))
+	img := filepath.Join(h.state, "lazy-img")
+	work := filepath.Join(h.state, "lazy-work")
+	for _, d := range []string{img, work} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := h.cmd("runc", "checkpoint", "--lazy-pages", "--page-server", h.addr+":"+port,
+		"--status-fd", "3", "--image-path", img, "--work-path", work, id)
+	dump.ExtraFiles = []*os.File{statusW}
+	var dumpOut strings.Builder
+	dump.Stdout, dump.Stderr = &dumpOut, &dumpOut
+	start := time.Now()
+	if err := dump.Start(); err != nil {
+		t.Fatal(err)
+	}
+	statusW.Close()
+	dumpDone := waitChan(dump)
+	t.Cleanup(func() { _ = dump.Process.Kill() })
+	status := make([]byte, 1)
+	if _, err := readWithin(statusR, status, 60*time.Second); err != nil || status[0] != 0 {
+		t.Fatalf("no status byte from runc checkpoint --lazy-pages (%v, %q): %s\n%s", err, status, dumpOut.String(), logErrors(work, "dump.log"))
+	}
+	ready := time.Since(start)
+
+	// The image dir, without the pages, travels over the control channel.
+	dstImg := filepath.Join(t.TempDir(), "img")
+	imgBytes := copyDirOverSSH(t, h, img, dstImg)
+
+	// Destination: the lazy-pages daemon fetches from the source's page
+	// server; runc restore starts the process at once on top of it.
+	lazy := exec.Command("criu", "lazy-pages", "--page-server", "--address", h.addr, "--port", port,
+		"-D", dstImg, "-o", "lazy-pages.log", "-v4")
+	var lazyOut strings.Builder
+	lazy.Stdout, lazy.Stderr = &lazyOut, &lazyOut
+	if err := lazy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lazy.Process.Kill() })
+	lazyDone := waitChan(lazy)
+	eventually(t, 20*time.Second, "criu lazy-pages listening on "+dstImg+"/lazy-pages.socket", func() bool {
+		_, err := os.Stat(filepath.Join(dstImg, "lazy-pages.socket"))
+		return err == nil
+	})
+	runcRoot := t.TempDir()
+	restore := exec.Command("runc", "--root", runcRoot, "restore", "-d", "--lazy-pages",
+		"--image-path", dstImg, "--work-path", dstImg, "--bundle", dstBundle, dstID)
+	dst := startContainer(t, restore)
+	restored := time.Since(start)
+	t.Cleanup(func() { _ = exec.Command("runc", "--root", runcRoot, "delete", "-f", dstID).Run() })
+
+	// Every page, faulted in from the source over the veth pair.
+	dst.send(t, "check")
+	line := dst.expect(t, "check ", 120*time.Second)
+	checked := time.Since(start)
+	got := fields(line)
+	if got["bad"] != "0" || got["pages"] != strconv.Itoa(mib<<8) {
+		t.Fatalf("destination memory after lazy migration: %s (want %d pages, 0 bad)\n%s", line, mib<<8, logErrors(dstImg, "lazy-pages.log"))
+	}
+
+	// Both CRIU ends finish once every page has moved; the source is gone.
+	if r := waitWithin(t, dumpDone, 60*time.Second, "runc checkpoint on B"); r != nil {
+		t.Fatalf("runc checkpoint --lazy-pages: %v: %s\n%s", r, dumpOut.String(), logErrors(work, "dump.log"))
+	}
+	if r := waitWithin(t, lazyDone, 60*time.Second, "criu lazy-pages on A"); r != nil {
+		t.Fatalf("criu lazy-pages: %v: %s\n%s", r, lazyOut.String(), logErrors(dstImg, "lazy-pages.log"))
+	}
+	// The dumped task is killed once served; a zombie is dead enough.
+	eventually(t, 10*time.Second, fmt.Sprintf("source process %d gone after the migration (else: two copies)", srcPid), func() bool {
+		return !alive(srcPid)
+	})
+	if !src.closed(10 * time.Second) {
+		t.Fatal("source container's stdout is still open after the migration")
+	}
+	dst.send(t, "check")
+	line = dst.expect(t, "check ", 60*time.Second)
+	if got := fields(line); got["bad"] != "0" {
+		t.Fatalf("destination memory once every page arrived: %s", line)
+	}
+	gap, _ := strconv.Atoi(got["max_gap_us"])
+	downtime := time.Duration(gap) * time.Microsecond
+	t.Logf("lazy migration of %d MiB B→A: page server ready after %v, restored after %v, all %d pages checked after %v; "+
+		"downtime seen by the process %v; image dir %d bytes", mib, ready.Round(time.Millisecond), restored.Round(time.Millisecond),
+		mib<<8, checked.Round(time.Millisecond), downtime.Round(time.Millisecond), imgBytes)
+	if imgBytes > int64(mib)<<20/4 {
+		t.Errorf("the image dir holds %d bytes for %d MiB of memory: pages travelled with it, not lazily", imgBytes, mib)
+	}
+}
+
+// raisePipeMaxSize raises fs.pipe-max-size to 4 MiB for this test when it
+// is lower, and puts it back when the test ends, or, through a guard
+// process, when this test binary is killed.
+func raisePipeMaxSize(t *testing.T) {
+	t.Helper()
+	const knob = "/proc/sys/fs/pipe-max-size"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skipf("read %s: %v", knob, err)
+	}
+	cur, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+	if cur >= pipeMaxSize {
+		return
+	}
+	restore := fmt.Sprintf("echo %d > %s", cur, knob)
+	stop := guardOnExit(t, restore)
+	t.Cleanup(func() {
+		stop()
+		if err := os.WriteFile(knob, []byte(strconv.Itoa(cur)), 0o644); err != nil {
+			t.Errorf("restore %s to %d: %v", knob, cur, err)
+		}
+	})
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(pipeMaxSize)), 0o644); err != nil {
+		t.Skipf("cannot raise %s to %d (needed by lazy dumps without CAP_SYS_RESOURCE): %v", knob, pipeMaxSize, err)
+	}
+}
+
+// guardOnExit runs shell command undo once this process has died, unless
+// stop is called first: the way to undo a host edit after SIGKILL or a go
+// test timeout, which run no t.Cleanup.
+func guardOnExit(t *testing.T, undo string) (stop func()) {
+	t.Helper()
+	script := fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 1; done; %s", os.Getpid(), undo)
+	g := exec.Command("sh", "-c", script)
+	g.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := g.Start(); err != nil {
+		t.Fatalf("start guard %q: %v", undo, err)
+	}
+	go func() { _ = g.Wait() }()
+	return func() { _ = g.Process.Kill() }
+}
+
+func buildMemhog(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "memhog")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/memhog")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build memhog: %v\n%s", err, b)
+	}
+	return out
+}
+
+// makeBundle writes an OCI bundle whose rootfs holds only the static
+// memhog binary, from runc's own default spec.
+func makeBundle(t *testing.T, dir, memhog string, args []string) {
+	t.Helper()
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(memhog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "memhog"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "runc", "spec", "--bundle", dir)
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = args
+	// This host lacks CAP_SYS_RESOURCE: keep rlimits at what it can grant.
+	proc["rlimits"] = []map[string]any{{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}}
+	// CRIU's lazy restore needs a writable root (criu issue 575, as in
+	// runc's own checkpoint.bats).
+	spec["root"].(map[string]any)["readonly"] = false
+	raw, err = json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ctr is a detached container's stdio: commands in, lines out.
+type ctr struct {
+	in    *os.File
+	lines chan string
+	eof   chan struct{}
+}
+
+// startContainer runs a `runc run -d` or `runc restore -d` command with
+// the container's stdio on pipes and returns once runc has returned.
+func startContainer(t *testing.T, cmd *exec.Cmd) *ctr {
+	t.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
+	err = cmd.Run()
+	inR.Close()
+	outW.Close()
+	c := &ctr{in: inW, lines: make(chan string, 100), eof: make(chan struct{})}
+	t.Cleanup(func() { inW.Close(); outR.Close() })
+	go func() {
+		s := bufio.NewScanner(outR)
+		for s.Scan() {
+			c.lines <- s.Text()
+		}
+		close(c.eof)
+	}()
+	if err != nil {
+		var out []string
+		for len(c.lines) > 0 {
+			out = append(out, <-c.lines)
+		}
+		t.Fatalf("%s: %v\n%s", cmd, err, strings.Join(out, "\n"))
+	}
+	return c
+}
+
+func (c *ctr) send(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
+		t.Fatalf("send %q to the container: %v", line, err)
+	}
+}
+
+// expect returns the first line starting with prefix; other lines are
+// logged.
+func (c *ctr) expect(t *testing.T, prefix string, within time.Duration) string {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case l := <-c.lines:
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+			t.Logf("container: %s", l)
+		case <-c.eof:
+			t.Fatalf("container output closed before a line starting %q", prefix)
+		case <-deadline:
+			t.Fatalf("no line starting %q from the container within %v", prefix, within)
+		}
+	}
+}
+
+// closed reports whether the container's output reached EOF in time:
+// every process holding it has exited.
+func (c *ctr) closed(within time.Duration) bool {
+	select {
+	case <-c.eof:
+		return true
+	case <-time.After(within):
+		return false
+	}
+}
+
+// alive reports whether pid runs (exists and is no zombie).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself
+	// hold spaces or parentheses.
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+}
+
+func fields(line string) map[string]string {
+	m := map[string]string{}
+	for _, f := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func runcPid(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.Pid == 0 {
+		t.Fatalf("runc state: %v: %s", err, out)
+	}
+	return st.Pid
+}
+
+func waitChan(cmd *exec.Cmd) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- cmd.Wait() }()
+	return ch
+}
+
+func waitWithin(t *testing.T, ch <-chan error, within time.Duration, what string) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(within):
+		t.Fatalf("%s did not finish within %v", what, within)
+		return nil
+	}
+}
+
+func readWithin(f *os.File, buf []byte, within time.Duration) (int, error) {
+	if err := f.SetReadDeadline(time.Now().Add(within)); err != nil {
+		return 0, err
+	}
+	return io.ReadFull(f, buf)
+}
+
+// copyDirOverSSH copies B's directory src into A's dst through ssh and
+// tar, as the control channel will, and returns the bytes moved.
+func copyDirOverSSH(t *testing.T, h *hostB, src, dst string) int64 {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	send := exec.Command("ssh", "-F", h.sshConfig, h.name, "tar", "-C", src, "-cf", "-", ".")
+	recv := exec.Command("tar", "-C", dst, "-xf", "-")
+	pipe, err := send.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &countingReader{r: pipe}
+	recv.Stdin = counter
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := recv.CombinedOutput()
+	if werr := send.Wait(); err != nil || werr != nil {
+		t.Fatalf("copy %s from B: %v %v %s", src, err, werr, out)
+	}
+	return counter.n
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// logErrors quotes the Error lines of a CRIU log, for failure messages.
+func logErrors(dir, name string) string {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return ""
+	}
+	var errs []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "Error") || strings.Contains(l, "FAIL") {
+			errs = append(errs, l)
+		}
+	}
+	return name + ":\n" + strings.Join(errs, "\n")
+}
