@@ -45,11 +45,14 @@ b_pid() {
 	return 0
 }
 
+# in_b runs a command in B's mount and network namespaces, through their
+# pins, so it works after B's sshd has died too.
 in_b() {
-	local pid
-	pid=$(b_pid)
-	[ -n "$pid" ] || { log "not up (no sshd in $STATE/sshd.pid): run hostb.sh up"; return 1; }
-	exec nsenter --target "$pid" --mount --net -- "$@"
+	if [ -z "$(ns_id "$STATE/ns/mnt")" ] || [ -z "$(ns_id "/run/netns/$NAME")" ]; then
+		log "not up (no namespaces pinned at $STATE/ns/mnt and /run/netns/$NAME): run hostb.sh up"
+		return 1
+	fi
+	exec nsenter --mount="$STATE/ns/mnt" --net="/run/netns/$NAME" -- "$@"
 }
 
 # b_pids lists every process that belongs to B: in B's network or mount
@@ -95,8 +98,12 @@ down() {
 		pid=$(cat "$STATE/guard.pid")
 		[ "$pid" != "$$" ] && [ "$pid" != "${GUARD_SELF:-}" ] && kill "$pid" 2>/dev/null || true
 	fi
-	if [ -n "$(b_pid)" ]; then
+	if [ -n "$(ns_id "$STATE/ns/mnt")" ]; then
+		# Containers of B's podman, and containers tests ran with B's runc
+		# directly (their state is in B's /run/runc).
 		timeout 60 "$0" exec podman rm -a -f -t 0 >/dev/null 2>&1 || log "podman rm in B failed; killing its processes"
+		timeout 60 "$0" exec sh -c 'for id in $(runc list -q); do runc delete -f "$id"; done' >/dev/null 2>&1 ||
+			log "runc delete in B failed"
 	fi
 	ids=$(b_container_ids)
 	for tries in 1 2 3 4 5 6 7 8 9 10; do

@@ -118,6 +118,9 @@ func TestLazyMigrationRunc(t *testing.T) {
 		return err == nil
 	})
 	runcRoot := t.TempDir()
+	// The test's temporary root holds the destination bundle and images.
+	stop := guardOnExit(t, fmt.Sprintf("runc --root %s delete -f %s; rm -rf %s", runcRoot, dstID, filepath.Dir(runcRoot)))
+	t.Cleanup(stop)
 	restore := exec.Command("runc", "--root", runcRoot, "restore", "-d", "--lazy-pages",
 		"--image-path", dstImg, "--work-path", dstImg, "--bundle", dstBundle, dstID)
 	dst := startContainer(t, restore)
