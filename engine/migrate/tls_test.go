@@ -113,12 +113,11 @@ func TestTLSMaterialHandshake(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := net.Pipe()
-			defer a.Close()
-			defer b.Close()
+			defer func() { _ = a.Close(); _ = b.Close() }()
 			srv := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
 			cli := tls.Client(b, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: tt.certs})
 			done := make(chan error, 1)
-			go func() { done <- srv.Handshake(); a.Close() }()
+			go func() { done <- srv.Handshake(); _ = a.Close() }()
 			cerr := cli.Handshake()
 			if cerr == nil {
 				// TLS 1.3: the client learns of a refusal on its first read.

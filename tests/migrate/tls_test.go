@@ -70,7 +70,7 @@ func TestCRIUPageServerTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			c := tls.Client(conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: tt.certs})
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			herr := c.Handshake()
@@ -124,12 +124,11 @@ func TestCRIUPageServerTLS(t *testing.T) {
 }
 
 type pageServer struct {
-	cmd        *exec.Cmd
-	done       <-chan error
-	dir, port  string
-	addr       string
-	out        *strings.Builder
-	waitedOnce bool
+	cmd       *exec.Cmd
+	done      <-chan error
+	dir, port string
+	addr      string
+	out       *strings.Builder
 }
 
 // startPageServer runs `criu page-server` on 127.0.0.1 and a free port
@@ -142,7 +141,7 @@ func startPageServer(t *testing.T, extra []string) *pageServer {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
+	_ = l.Close()
 	ps := &pageServer{dir: t.TempDir(), port: port, addr: "127.0.0.1:" + port, out: &strings.Builder{}}
 	args := append([]string{"page-server", "--address", "127.0.0.1", "--port", port, "-D", ps.dir, "-o", "page-server.log", "-v4"}, extra...)
 	ps.cmd = exec.Command("criu", args...)
