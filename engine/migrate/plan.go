@@ -76,7 +76,9 @@ type Plan struct {
 	PageServer PageServer `json:"page_server"`
 	// TLS is the material for CRIU's --tls options, on this host.
 	TLS TLSPaths `json:"tls"`
-	// ParentPath is the last pre-dump's image directory (precopy only).
+	// ParentPath is the last pre-dump's image directory, relative to the
+	// final dump's (precopy only), as runc's --parent-path and CRIU's
+	// --prev-images-dir take it.
 	ParentPath string   `json:"parent_path,omitempty"`
 	Timeouts   Timeouts `json:"timeouts"`
 	Status     Status   `json:"status"`
@@ -212,8 +214,8 @@ func (p *Plan) Validate() error {
 			errs = append(errs, fmt.Sprintf("%s %q must be a clean absolute path", name, path))
 		}
 	}
-	if p.Mode == ModePrecopy && p.ParentPath != "" && !filepath.IsAbs(p.ParentPath) {
-		errs = append(errs, fmt.Sprintf("parent_path %q must be absolute", p.ParentPath))
+	if p.Mode == ModePrecopy && p.ParentPath != "" && (filepath.IsAbs(p.ParentPath) || strings.ContainsRune(p.ParentPath, 0)) {
+		errs = append(errs, fmt.Sprintf("parent_path %q must be relative to the image directory, as CRIU's --prev-images-dir", p.ParentPath))
 	}
 	if p.Mode != ModePrecopy && p.ParentPath != "" {
 		errs = append(errs, fmt.Sprintf("parent_path is set for mode %s; only precopy has a parent image", p.Mode))

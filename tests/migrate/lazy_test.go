@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/engine"
+	"github.com/crhook/crhook/engine/migrate"
 )
 
 // pipeMaxSize is what CRIU's lazy dump needs without CAP_SYS_RESOURCE:
@@ -29,7 +32,9 @@ const pipeMaxSize = 4 << 20
 // engine `crhook migrate --mode lazy` will drive. The source dumps with
 // `runc checkpoint --lazy-pages --page-server --status-fd` and serves the
 // pages; the small image dir travels over ssh; the destination starts
-// `criu lazy-pages` and `runc restore --lazy-pages`. Every page of the
+// `criu lazy-pages` and `runc restore --lazy-pages`, the pages over CRIU's
+// TLS with engine/migrate's per-migration certificates, the runtime flags
+// from engine.CriuOpts. Every page of the
 // workload's memory pattern is verified on the destination, the source
 // must be gone, and the downtime the process saw is measured.
 //
@@ -47,14 +52,43 @@ func TestLazyMigrationRunc(t *testing.T) {
 	}
 	raisePipeMaxSize(t)
 	h := upHostB(t, "crhook-tl", 3)
+	scratch := scratchDir(t)
+	runcRoot := filepath.Join(scratch, "runc")
 
-	memhog := buildMemhog(t)
+	memhog := buildMemhog(t, scratch)
 	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
 	args := []string{"/memhog", "-mib", strconv.Itoa(mib), "-seed", seed}
 	srcBundle := filepath.Join(h.state, "lazy-src")
-	dstBundle := filepath.Join(t.TempDir(), "lazy-dst")
-	makeBundle(t, srcBundle, memhog, args)
-	makeBundle(t, dstBundle, memhog, args)
+	dstBundle := filepath.Join(scratch, "lazy-dst")
+	// Per-migration TLS: the page server runs on B, so both certificates
+	// name B's address. runc has no TLS flags; the source's CRIU reads
+	// them from the config file the bundle names (org.criu.config, as
+	// crhook's generated criu.conf), the destination's daemon from its
+	// command line.
+	material, err := migrate.NewTLSMaterial([]string{h.addr}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcTLS, err := material.WriteFiles(filepath.Join(h.state, "lazy-tls"), migrate.RoleServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstTLS, err := material.WriteFiles(filepath.Join(scratch, "tls"), migrate.RoleClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := 20000 + rand.IntN(30000)
+	pageServer := migrate.PageServer{Address: h.addr, Port: port}
+	confLines, err := engine.CriuOpts{TLS: &srcTLS}.ConfLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcConf := filepath.Join(h.state, "lazy-criu.conf")
+	if err := os.WriteFile(srcConf, []byte(strings.Join(confLines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	makeBundle(t, srcBundle, memhog, args, map[string]string{"org.criu.config": srcConf})
+	makeBundle(t, dstBundle, memhog, args, nil)
 	id := "crhook-lazy-" + strconv.Itoa(rand.IntN(1e6))
 	dstID := id + "-dst"
 
@@ -68,7 +102,6 @@ func TestLazyMigrationRunc(t *testing.T) {
 
 	// Dump lazily; runc writes one byte to --status-fd when the page
 	// server is ready, and returns only once every page was served.
-	port := strconv.Itoa(20000 + rand.IntN(30000))
 	img := filepath.Join(h.state, "lazy-img")
 	work := filepath.Join(h.state, "lazy-work")
 	for _, d := range []string{img, work} {
@@ -80,8 +113,13 @@ func TestLazyMigrationRunc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump := h.cmd("runc", "checkpoint", "--lazy-pages", "--page-server", h.addr+":"+port,
-		"--status-fd", "3", "--image-path", img, "--work-path", work, id)
+	// The flags come from the typed options the runtime shim will use.
+	dumpArgs, err := engine.CriuOpts{LazyPages: true, PageServer: &pageServer, StatusFd: 3, TLS: &srcTLS}.
+		Args(engine.Runc, "checkpoint", []string{"--image-path", img, "--work-path", work, id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := h.cmd("runc", append([]string{"checkpoint"}, dumpArgs...)...)
 	dump.ExtraFiles = []*os.File{statusW}
 	var dumpOut strings.Builder
 	dump.Stdout, dump.Stderr = &dumpOut, &dumpOut
@@ -99,13 +137,16 @@ func TestLazyMigrationRunc(t *testing.T) {
 	ready := time.Since(start)
 
 	// The image dir, without the pages, travels over the control channel.
-	dstImg := filepath.Join(t.TempDir(), "img")
+	dstImg := filepath.Join(scratch, "img")
 	imgBytes := copyDirOverSSH(t, h, img, dstImg)
 
 	// Destination: the lazy-pages daemon fetches from the source's page
 	// server; runc restore starts the process at once on top of it.
-	lazy := exec.Command("criu", "lazy-pages", "--page-server", "--address", h.addr, "--port", port,
-		"-D", dstImg, "-o", "lazy-pages.log", "-v4")
+	lazyArgs, err := engine.LazyPagesDaemonArgs(pageServer, dstTLS, dstImg, "lazy-pages.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy := exec.Command("criu", append(lazyArgs, "-v4")...)
 	var lazyOut strings.Builder
 	lazy.Stdout, lazy.Stderr = &lazyOut, &lazyOut
 	if err := lazy.Start(); err != nil {
@@ -117,15 +158,14 @@ func TestLazyMigrationRunc(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dstImg, "lazy-pages.socket"))
 		return err == nil
 	})
-	runcRoot := t.TempDir()
-	// The test's temporary root holds the destination bundle and images.
-	stop := guardOnExit(t, fmt.Sprintf("runc --root %s delete -f %s; rm -rf %s", runcRoot, dstID, filepath.Dir(runcRoot)))
-	t.Cleanup(stop)
-	restore := exec.Command("runc", "--root", runcRoot, "restore", "-d", "--lazy-pages",
-		"--image-path", dstImg, "--work-path", dstImg, "--bundle", dstBundle, dstID)
+	restoreArgs, err := engine.CriuOpts{LazyPages: true}.Args(engine.Runc, "restore",
+		[]string{"-d", "--image-path", dstImg, "--work-path", dstImg, "--bundle", dstBundle, dstID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := exec.Command("runc", append([]string{"--root", runcRoot, "restore"}, restoreArgs...)...)
 	dst := startContainer(t, restore)
 	restored := time.Since(start)
-	t.Cleanup(func() { _ = exec.Command("runc", "--root", runcRoot, "delete", "-f", dstID).Run() })
 
 	// Every page, faulted in from the source over the veth pair.
 	dst.send(t, "check")
@@ -154,6 +194,10 @@ func TestLazyMigrationRunc(t *testing.T) {
 	line = dst.expect(t, "check ", 60*time.Second)
 	if got := fields(line); got["bad"] != "0" {
 		t.Fatalf("destination memory once every page arrived: %s", line)
+	}
+	// The pages came over TLS, checked both ways.
+	if lazyLog, _ := os.ReadFile(filepath.Join(dstImg, "lazy-pages.log")); !strings.Contains(string(lazyLog), "TLS handshake completed") {
+		t.Fatalf("criu lazy-pages did not fetch over TLS:\n%s", logErrors(dstImg, "lazy-pages.log"))
 	}
 	gap, _ := strconv.Atoi(got["max_gap_us"])
 	downtime := time.Duration(gap) * time.Microsecond
@@ -207,9 +251,9 @@ func guardOnExit(t *testing.T, undo string) (stop func()) {
 	return func() { _ = g.Process.Kill() }
 }
 
-func buildMemhog(t *testing.T) string {
+func buildMemhog(t *testing.T, dir string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "memhog")
+	out := filepath.Join(dir, "memhog")
 	cmd := exec.Command("go", "build", "-o", out, "./testdata/memhog")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -220,7 +264,7 @@ func buildMemhog(t *testing.T) string {
 
 // makeBundle writes an OCI bundle whose rootfs holds only the static
 // memhog binary, from runc's own default spec.
-func makeBundle(t *testing.T, dir, memhog string, args []string) {
+func makeBundle(t *testing.T, dir, memhog string, args []string, annotations map[string]string) {
 	t.Helper()
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
@@ -250,6 +294,9 @@ func makeBundle(t *testing.T, dir, memhog string, args []string) {
 	// CRIU's lazy restore needs a writable root (criu issue 575, as in
 	// runc's own checkpoint.bats).
 	spec["root"].(map[string]any)["readonly"] = false
+	if annotations != nil {
+		spec["annotations"] = annotations
+	}
 	raw, err = json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		t.Fatal(err)
@@ -266,8 +313,44 @@ type ctr struct {
 	eof   chan struct{}
 }
 
+// scratchDir makes the directory everything of host A's side lives in:
+// bundle, images, TLS files, runc's state (runc/). It goes away when the
+// test ends or, through a guard, when this binary dies; see scratchUndo.
+func scratchDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "crhook-migrate-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo := scratchUndo(dir)
+	stop := guardOnExit(t, undo)
+	t.Cleanup(func() {
+		stop()
+		if out, err := exec.Command("sh", "-c", undo).CombinedOutput(); err != nil {
+			t.Errorf("remove %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// scratchUndo is the shell command that removes scratch directory dir:
+// it kills what still names dir (a stuck runc or CRIU restore), deletes
+// runc's containers under dir/runc, unmounts what is mounted below dir,
+// and only then removes it, never crossing into another file system. A
+// killed CRIU restore leaves its cgroup yard, every cgroup hierarchy,
+// mounted in its work dir: a plain recursive remove would walk into it
+// and delete other people's empty cgroups.
+func scratchUndo(dir string) string {
+	return fmt.Sprintf(`d=%[1]q
+for p in /proc/[0-9]*; do [ "$p" = /proc/$$ ] && continue; grep -qsF "$d/" "$p/cmdline" && kill -9 "${p#/proc/}"; done
+if [ -d "$d/runc" ]; then for id in $(runc --root "$d/runc" list -q 2>/dev/null); do runc --root "$d/runc" delete -f "$id"; done; fi
+findmnt -rn -o TARGET | grep -F "$d/" | sort -r | while read -r m; do umount -l "$m"; done
+rm -rf --one-file-system "$d"`, dir)
+}
+
 // startContainer runs a `runc run -d` or `runc restore -d` command with
-// the container's stdio on pipes and returns once runc has returned.
+// the container's stdio on pipes and returns once runc has returned; a
+// runc still running after two minutes is killed with its process group.
 func startContainer(t *testing.T, cmd *exec.Cmd) *ctr {
 	t.Helper()
 	inR, inW, err := os.Pipe()
@@ -279,7 +362,16 @@ func startContainer(t *testing.T, cmd *exec.Cmd) *ctr {
 		t.Fatal(err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
-	err = cmd.Run()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-waitChan(cmd):
+	case <-time.After(2 * time.Minute):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err = fmt.Errorf("still running after 2m: killed")
+	}
 	inR.Close()
 	outW.Close()
 	c := &ctr{in: inW, lines: make(chan string, 100), eof: make(chan struct{})}
