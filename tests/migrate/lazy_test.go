@@ -135,6 +135,10 @@ func TestLazyMigrationRunc(t *testing.T) {
 		t.Fatalf("no status byte from runc checkpoint --lazy-pages (%v, %q): %s\n%s", err, status, dumpOut.String(), logErrors(work, "dump.log"))
 	}
 	ready := time.Since(start)
+	// Why the source is B: CRIU ignores the address for a lazy page server.
+	if tcp, err := h.cmd("cat", "/proc/net/tcp").Output(); err == nil {
+		t.Logf("CRIU's lazy page server, asked for %s, listens on %s", pageServer, listenAddr(string(tcp), port))
+	}
 
 	// The image dir, without the pages, travels over the control channel.
 	dstImg := filepath.Join(scratch, "img")
@@ -429,6 +433,24 @@ func (c *ctr) closed(within time.Duration) bool {
 	case <-time.After(within):
 		return false
 	}
+}
+
+// listenAddr finds the listening socket on port in /proc/net/tcp text
+// and returns its local address as ADDR:PORT, or "nothing".
+func listenAddr(tcp string, port int) string {
+	for _, line := range strings.Split(tcp, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "0A" || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+			continue
+		}
+		hexIP := strings.TrimSuffix(f[1], fmt.Sprintf(":%04X", port))
+		var b [4]byte
+		if _, err := fmt.Sscanf(hexIP, "%02X%02X%02X%02X", &b[3], &b[2], &b[1], &b[0]); err != nil {
+			return f[1]
+		}
+		return fmt.Sprintf("%d.%d.%d.%d:%d", b[0], b[1], b[2], b[3], port)
+	}
+	return "nothing"
 }
 
 // alive reports whether pid runs (exists and is no zombie).
