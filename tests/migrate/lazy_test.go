@@ -4,10 +4,12 @@ package migrate
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,103 +44,10 @@ const pipeMaxSize = 4 << 20
 // address it is given and listens on all addresses; in B that is only the
 // veth pair, in A it would include every interface of this machine.
 func TestLazyMigrationRunc(t *testing.T) {
-	needRoot(t, "runc", "criu")
-	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
-		t.Skipf("CRIU says lazy pages cannot work here (criu check --feature uffd-noncoop): %s", r.err+r.out)
-	}
-	mib := 256
-	if v := os.Getenv("CRHOOK_MIGRATE_MIB"); v != "" {
-		mib, _ = strconv.Atoi(v)
-	}
-	raisePipeMaxSize(t)
-	h := upHostB(t, "crhook-tl", 3)
-	scratch := scratchDir(t)
-	runcRoot := filepath.Join(scratch, "runc")
-
-	memhog := buildMemhog(t, scratch)
-	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
-	args := []string{"/memhog", "-mib", strconv.Itoa(mib), "-seed", seed}
-	srcBundle := filepath.Join(h.state, "lazy-src")
-	dstBundle := filepath.Join(scratch, "lazy-dst")
-	// Per-migration TLS: the page server runs on B, so both certificates
-	// name B's address. runc has no TLS flags; the source's CRIU reads
-	// them from the config file the bundle names (org.criu.config, as
-	// crhook's generated criu.conf), the destination's daemon from its
-	// command line.
-	material, err := migrate.NewTLSMaterial([]string{h.addr}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srcTLS, err := material.WriteFiles(filepath.Join(h.state, "lazy-tls"), migrate.RoleServer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dstTLS, err := material.WriteFiles(filepath.Join(scratch, "tls"), migrate.RoleClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := 20000 + rand.IntN(30000)
-	pageServer := migrate.PageServer{Address: h.addr, Port: port}
-	confLines, err := engine.CriuOpts{TLS: &srcTLS}.ConfLines()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srcConf := filepath.Join(h.state, "lazy-criu.conf")
-	if err := os.WriteFile(srcConf, []byte(strings.Join(confLines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	makeBundle(t, srcBundle, memhog, args, map[string]string{"org.criu.config": srcConf})
-	makeBundle(t, dstBundle, memhog, args, nil)
-	id := "crhook-lazy-" + strconv.Itoa(rand.IntN(1e6))
-	dstID := id + "-dst"
-
-	// Source: the workload on B, stdio on pipes as podman's conmon gives.
-	src := startContainer(t, h.cmd("runc", "run", "-d", "--bundle", srcBundle, id))
-	t.Cleanup(func() { _ = h.cmd("runc", "delete", "-f", id).Run() })
-	src.expect(t, "ready pages=", 60*time.Second)
-	srcPid := runcPid(t, h.cmd("runc", "state", id))
-	src.send(t, "reset")
-	src.expect(t, "reset", 10*time.Second)
-
-	// Dump lazily; runc writes one byte to --status-fd when the page
-	// server is ready, and returns only once every page was served.
-	img := filepath.Join(h.state, "lazy-img")
-	work := filepath.Join(h.state, "lazy-work")
-	for _, d := range []string{img, work} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The flags come from the typed options the runtime shim will use.
-	dumpArgs, err := engine.CriuOpts{LazyPages: true, PageServer: &pageServer, StatusFd: 3, TLS: &srcTLS}.
-		Args(engine.Runc, "checkpoint", []string{"--image-path", img, "--work-path", work, id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump := h.cmd("runc", append([]string{"checkpoint"}, dumpArgs...)...)
-	dump.ExtraFiles = []*os.File{statusW}
-	var dumpOut strings.Builder
-	dump.Stdout, dump.Stderr = &dumpOut, &dumpOut
-	start := time.Now()
-	if err := dump.Start(); err != nil {
-		t.Fatal(err)
-	}
-	statusW.Close()
-	dumpDone := waitChan(dump)
-	t.Cleanup(func() { _ = dump.Process.Kill() })
-	status := make([]byte, 1)
-	if _, err := readWithin(statusR, status, 60*time.Second); err != nil || status[0] != 0 {
-		t.Fatalf("no status byte from runc checkpoint --lazy-pages (%v, %q): %s\n%s", err, status, dumpOut.String(), logErrors(work, "dump.log"))
-	}
-	ready := time.Since(start)
-	// Why the source is B: CRIU ignores the address for a lazy page server.
-	if tcp, err := h.cmd("cat", "/proc/net/tcp").Output(); err == nil {
-		t.Logf("CRIU's lazy page server, asked for %s, listens on %s", pageServer, listenAddr(string(tcp), port))
-	}
+	ls := startLazySource(t, "crhook-tl", 3)
+	h, scratch, runcRoot, mib, pageServer, dstTLS := ls.h, ls.scratch, ls.runcRoot, ls.mib, ls.pageServer, ls.dstTLS
+	dstBundle, dstID, src, srcPid, img, work := ls.dstBundle, ls.dstID, ls.src, ls.srcPid, ls.img, ls.work
+	dumpOut, dumpDone, start, ready := ls.dumpOut, ls.dumpDone, ls.start, ls.ready
 
 	// The image dir, without the pages, travels over the control channel.
 	dstImg := filepath.Join(scratch, "img")
@@ -211,6 +120,132 @@ func TestLazyMigrationRunc(t *testing.T) {
 	if imgBytes > int64(mib)<<20/4 {
 		t.Errorf("the image dir holds %d bytes for %d MiB of memory: pages travelled with it, not lazily", imgBytes, mib)
 	}
+}
+
+// lazySource is a container dumping lazily on B: its page server is up
+// (runc's status byte has arrived) and waits for a lazy-pages daemon.
+type lazySource struct {
+	h                 *hostB
+	scratch, runcRoot string
+	mib               int
+	pageServer        migrate.PageServer
+	dstTLS            migrate.TLSPaths
+	dstBundle, dstID  string
+	src               *ctr
+	srcPid            int
+	img, work         string
+	dumpOut           *strings.Builder
+	dumpDone          <-chan error
+	start             time.Time
+	ready             time.Duration
+}
+
+// startLazySource builds host B (name, index), starts the memhog
+// workload there under runc and dumps it with runc checkpoint
+// --lazy-pages over CRIU TLS, up to the status byte.
+func startLazySource(t *testing.T, name string, index int) *lazySource {
+	t.Helper()
+	needRoot(t, "runc", "criu")
+	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
+		t.Skipf("CRIU says lazy pages cannot work here (criu check --feature uffd-noncoop): %s", r.err+r.out)
+	}
+	mib := 256
+	if v := os.Getenv("CRHOOK_MIGRATE_MIB"); v != "" {
+		mib, _ = strconv.Atoi(v)
+	}
+	raisePipeMaxSize(t)
+	h := upHostB(t, name, index)
+	scratch := scratchDir(t)
+	runcRoot := filepath.Join(scratch, "runc")
+
+	memhog := buildMemhog(t, scratch)
+	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
+	args := []string{"/memhog", "-mib", strconv.Itoa(mib), "-seed", seed}
+	srcBundle := filepath.Join(h.state, "lazy-src")
+	dstBundle := filepath.Join(scratch, "lazy-dst")
+	// Per-migration TLS: the page server runs on B, so both certificates
+	// name B's address. runc has no TLS flags; the source's CRIU reads
+	// them from the config file the bundle names (org.criu.config, as
+	// crhook's generated criu.conf), the destination's daemon from its
+	// command line.
+	material, err := migrate.NewTLSMaterial([]string{h.addr}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcTLS, err := material.WriteFiles(filepath.Join(h.state, "lazy-tls"), migrate.RoleServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstTLS, err := material.WriteFiles(filepath.Join(scratch, "tls"), migrate.RoleClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := 20000 + rand.IntN(30000)
+	pageServer := migrate.PageServer{Address: h.addr, Port: port}
+	confLines, err := engine.CriuOpts{TLS: &srcTLS}.ConfLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcConf := filepath.Join(h.state, "lazy-criu.conf")
+	if err := os.WriteFile(srcConf, []byte(strings.Join(confLines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	makeBundle(t, srcBundle, memhog, args, map[string]string{"org.criu.config": srcConf})
+	makeBundle(t, dstBundle, memhog, args, nil)
+	id := "crhook-lazy-" + strconv.Itoa(rand.IntN(1e6))
+	dstID := id + "-dst"
+
+	// Source: the workload on B, stdio on pipes as podman's conmon gives.
+	src := startContainer(t, h.cmd("runc", "run", "-d", "--bundle", srcBundle, id))
+	t.Cleanup(func() { _ = h.cmd("runc", "delete", "-f", id).Run() })
+	src.expect(t, "ready pages=", 60*time.Second)
+	srcPid := runcPid(t, h.cmd("runc", "state", id))
+	src.send(t, "reset")
+	src.expect(t, "reset", 10*time.Second)
+
+	// Dump lazily; runc writes one byte to --status-fd when the page
+	// server is ready, and returns only once every page was served.
+	img := filepath.Join(h.state, "lazy-img")
+	work := filepath.Join(h.state, "lazy-work")
+	for _, d := range []string{img, work} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The flags come from the typed options the runtime shim will use.
+	dumpArgs, err := engine.CriuOpts{LazyPages: true, PageServer: &pageServer, StatusFd: 3, TLS: &srcTLS}.
+		Args(engine.Runc, "checkpoint", []string{"--image-path", img, "--work-path", work, id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := h.cmd("runc", append([]string{"checkpoint"}, dumpArgs...)...)
+	dump.ExtraFiles = []*os.File{statusW}
+	dumpOut := &strings.Builder{}
+	dump.Stdout, dump.Stderr = dumpOut, dumpOut
+	start := time.Now()
+	if err := dump.Start(); err != nil {
+		t.Fatal(err)
+	}
+	statusW.Close()
+	dumpDone := waitChan(dump)
+	t.Cleanup(func() { _ = dump.Process.Kill() })
+	status := make([]byte, 1)
+	if _, err := readWithin(statusR, status, 60*time.Second); err != nil || status[0] != 0 {
+		t.Fatalf("no status byte from runc checkpoint --lazy-pages (%v, %q): %s\n%s", err, status, dumpOut.String(), logErrors(work, "dump.log"))
+	}
+	ready := time.Since(start)
+	// Why the source is B: CRIU ignores the address for a lazy page server.
+	if tcp, err := h.cmd("cat", "/proc/net/tcp").Output(); err == nil {
+		t.Logf("CRIU's lazy page server, asked for %s, listens on %s", pageServer, listenAddr(string(tcp), port))
+	}
+
+	return &lazySource{h: h, scratch: scratch, runcRoot: runcRoot, mib: mib, pageServer: pageServer, dstTLS: dstTLS,
+		dstBundle: dstBundle, dstID: dstID, src: src, srcPid: srcPid, img: img, work: work, dumpOut: dumpOut,
+		dumpDone: dumpDone, start: start, ready: ready}
 }
 
 // raisePipeMaxSize raises fs.pipe-max-size to 4 MiB for this test when it
@@ -563,4 +598,50 @@ func logErrors(dir, name string) string {
 		}
 	}
 	return name + ":\n" + strings.Join(errs, "\n")
+}
+
+// TestLazyPageServerRefusesStranger: the source's lazy page server, which
+// listens on every address of B, gives a client without this migration's
+// certificate nothing. It also records what bare CRIU then does to the
+// migration (the orchestrator must turn that into "source resumed").
+func TestLazyPageServerRefusesStranger(t *testing.T) {
+	ls := startLazySource(t, "crhook-ts", 4)
+	for _, stranger := range []struct {
+		name  string
+		certs []tls.Certificate
+	}{
+		{"no certificate", nil},
+	} {
+		conn, err := net.DialTimeout("tcp", ls.pageServer.String(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial the lazy page server: %v", err)
+		}
+		c := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, Certificates: stranger.certs}) //nolint:gosec // the stranger trusts anyone
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		herr := c.Handshake()
+		n := 0
+		if herr == nil {
+			// A page request header: what a lazy-pages daemon sends first.
+			_, _ = c.Write(make([]byte, 32))
+			n, herr = c.Read(make([]byte, 4096))
+		}
+		_ = c.Close()
+		if n > 0 {
+			t.Fatalf("the lazy page server sent %d bytes to a client with %s", n, stranger.name)
+		}
+		t.Logf("client with %s refused: %v", stranger.name, herr)
+	}
+	// What bare CRIU does next: the page server served one connection and
+	// failed it. Record the source's fate; the orchestrator's commit
+	// protocol must resume it (issue 13).
+	err := waitWithin(t, ls.dumpDone, 60*time.Second, "runc checkpoint --lazy-pages after the refusal")
+	alive := alive(ls.srcPid)
+	t.Logf("after the refusal: runc checkpoint returned %v; source process %d alive: %v; dump.log: %s",
+		err, ls.srcPid, alive, logErrors(ls.work, "dump.log"))
+	if alive {
+		ls.src.send(t, "check")
+		if got := fields(ls.src.expect(t, "check ", 60*time.Second)); got["bad"] != "0" {
+			t.Fatalf("the source resumed with damaged memory: %v", got)
+		}
+	}
 }
