@@ -4,8 +4,11 @@ package migrate
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -130,6 +133,7 @@ type lazySource struct {
 	mib               int
 	pageServer        migrate.PageServer
 	dstTLS            migrate.TLSPaths
+	material          *migrate.TLSMaterial
 	dstBundle, dstID  string
 	src               *ctr
 	srcPid            int
@@ -243,7 +247,7 @@ func startLazySource(t *testing.T, name string, index int) *lazySource {
 		t.Logf("CRIU's lazy page server, asked for %s, listens on %s", pageServer, listenAddr(string(tcp), port))
 	}
 
-	return &lazySource{h: h, scratch: scratch, runcRoot: runcRoot, mib: mib, pageServer: pageServer, dstTLS: dstTLS,
+	return &lazySource{h: h, scratch: scratch, runcRoot: runcRoot, mib: mib, pageServer: pageServer, dstTLS: dstTLS, material: material,
 		dstBundle: dstBundle, dstID: dstID, src: src, srcPid: srcPid, img: img, work: work, dumpOut: dumpOut,
 		dumpDone: dumpDone, start: start, ready: ready}
 }
@@ -616,7 +620,16 @@ func TestLazyPageServerRefusesStranger(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial the lazy page server: %v", err)
 		}
-		c := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, Certificates: stranger.certs}) //nolint:gosec // the stranger trusts anyone
+		// The stranger trusts anyone, but notes who answered: the page
+		// server must be speaking TLS with this migration's certificate,
+		// or a refusal would prove nothing.
+		serverDER, _ := pem.Decode(ls.material.ServerCert)
+		sawServerCert := false
+		c := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, Certificates: stranger.certs, //nolint:gosec // see above
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				sawServerCert = len(raw) > 0 && bytes.Equal(raw[0], serverDER.Bytes)
+				return nil
+			}})
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		herr := c.Handshake()
 		n := 0
@@ -626,8 +639,11 @@ func TestLazyPageServerRefusesStranger(t *testing.T) {
 			n, herr = c.Read(make([]byte, 4096))
 		}
 		_ = c.Close()
-		if n > 0 {
-			t.Fatalf("the lazy page server sent %d bytes to a client with %s", n, stranger.name)
+		if !sawServerCert {
+			t.Fatalf("the lazy page server did not present this migration's certificate (%v): is it running without TLS?", herr)
+		}
+		if n > 0 || herr == nil {
+			t.Fatalf("the lazy page server sent %d bytes to a client with %s (%v)", n, stranger.name, herr)
 		}
 		t.Logf("client with %s refused: %v", stranger.name, herr)
 	}
