@@ -13,7 +13,7 @@ IMAGE=localhost/crhook-test/busybox
 
 PACKAGES=(
 	podman runc crun conmon uidmap slirp4netns fuse-overlayfs iptables
-	containernetworking-plugins busybox-static jq xz-utils dpkg-dev curl ca-certificates
+	containernetworking-plugins busybox-static jq xz-utils dpkg-dev curl ca-certificates openssh-server openssh-client
 	# CRIU build dependencies (DESIGN.md)
 	build-essential pkg-config libprotobuf-dev libprotobuf-c-dev
 	protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev

@@ -1,0 +1,98 @@
+// memhog is the workload the migration tests move: it fills N MiB with a
+// pattern that no page of zeros or of another page can pass for, keeps a
+// heartbeat every 10 ms, and answers commands on stdin, one per line:
+//
+//	check   verify every page; prints "check pages=N bad=B first_bad=I max_gap_us=G"
+//	reset   forget the largest heartbeat gap seen so far; prints "reset"
+//	sweep   rewrite every page with the same pattern (a full working set)
+//
+// It prints "ready pages=N" once the memory is filled. The largest gap
+// between two heartbeats is the downtime the process itself saw.
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+const pageSize = 4096
+
+// word is the pattern: a hash of (seed, page, offset) with its low bit
+// set, so a zero-filled page or a page served for another one fails.
+func word(seed, page, off uint64) uint64 {
+	x := seed ^ (page << 20) ^ off
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return (x ^ (x >> 31)) | 1
+}
+
+func fill(mem []byte, seed uint64) {
+	for p := 0; p < len(mem)/pageSize; p++ {
+		page := mem[p*pageSize : (p+1)*pageSize]
+		for o := 0; o < pageSize; o += 8 {
+			binary.LittleEndian.PutUint64(page[o:], word(seed, uint64(p), uint64(o)))
+		}
+	}
+}
+
+func check(mem []byte, seed uint64) (bad, firstBad int) {
+	firstBad = -1
+	for p := 0; p < len(mem)/pageSize; p++ {
+		page := mem[p*pageSize : (p+1)*pageSize]
+		for o := 0; o < pageSize; o += 8 {
+			if binary.LittleEndian.Uint64(page[o:]) != word(seed, uint64(p), uint64(o)) {
+				bad++
+				if firstBad < 0 {
+					firstBad = p
+				}
+				break
+			}
+		}
+	}
+	return bad, firstBad
+}
+
+func main() {
+	mib := flag.Int("mib", 64, "memory to fill, MiB")
+	seed := flag.Uint64("seed", 1, "pattern seed")
+	flag.Parse()
+	mem := make([]byte, *mib<<20)
+	fill(mem, *seed)
+	pages := len(mem) / pageSize
+
+	var maxGap, last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	go func() {
+		for range time.Tick(10 * time.Millisecond) {
+			// Wall clock: the process is frozen on one host and resumed on
+			// another, both on this machine's clock.
+			now := time.Now().UnixNano()
+			if gap := now - last.Swap(now); gap > maxGap.Load() {
+				maxGap.Store(gap)
+			}
+		}
+	}()
+	fmt.Printf("ready pages=%d\n", pages)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "check":
+			bad, first := check(mem, *seed)
+			fmt.Printf("check pages=%d bad=%d first_bad=%d max_gap_us=%d\n", pages, bad, first, maxGap.Load()/1000)
+		case "reset":
+			maxGap.Store(0)
+			fmt.Println("reset")
+		case "sweep":
+			fill(mem, *seed)
+			fmt.Println("sweep")
+		default:
+			fmt.Printf("unknown %q\n", in.Text())
+		}
+	}
+}
