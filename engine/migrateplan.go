@@ -30,8 +30,8 @@ func PlanPath(stateDir, id string) (string, error) {
 }
 
 // WritePlan validates p and writes it as container id's plan, the way
-// the generated criu.conf is written: directories 0700, file 0600,
-// through an O_NOFOLLOW temp file and rename.
+// the generated criu.conf is written: the state directory walked without
+// following links, file 0600 through a temp file and rename.
 func WritePlan(stateDir, id string, p *migrate.Plan) error {
 	path, err := PlanPath(stateDir, id)
 	if err != nil {
@@ -41,7 +41,12 @@ func WritePlan(stateDir, id string, p *migrate.Plan) error {
 	if err != nil {
 		return fmt.Errorf("write migration plan %q: %w", path, err)
 	}
-	return withStateLabel(func() error { return writeConf(path, data) })
+	d, err := openStateDir(stateDir, true, "containers", id)
+	if err != nil {
+		return fmt.Errorf("write migration plan of container %s: %w", id, err)
+	}
+	defer d.close()
+	return writeFileAt(d, filepath.Base(path), data, 0o600)
 }
 
 // ReadPlan returns container id's migration plan, or nil when it has none
