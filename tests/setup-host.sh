@@ -96,7 +96,9 @@ criu_works() {
 
 # criu_has_selinux CRIU: linked with libselinux, without which restored
 # containers lose their SELinux label (crhook doctor's criu.selinux).
-criu_has_selinux() { ldd "$1" 2>/dev/null | grep -q 'libselinux\.so'; }
+# Not `ldd | grep -q`: grep quits at the first match, ldd dies of SIGPIPE,
+# and pipefail turns the match into a failure.
+criu_has_selinux() { [[ "$(ldd "$1" 2>/dev/null)" == *libselinux.so* ]]; }
 
 step criu
 have=$(command -v criu || true)

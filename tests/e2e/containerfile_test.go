@@ -138,21 +138,22 @@ exec `+crhookRuntime+` "$@"
 // survive), config show names it, and the same file made writable by
 // others makes the checkpoint refuse.
 func TestPodmanContainerFile(t *testing.T) {
-	need(t)
-	layers(t, nil)
-	conf := filepath.Join(t.TempDir(), "ctr.conf")
-	writeFile(t, conf, "# this container keeps its connections\ntcp-established\n", 0o644)
-	name := startTCP(t, "--annotation", "org.criu.config="+conf)
-	show := crhook(t, "config", "show", "--origin", "--container", name)
-	for _, w := range []string{"container's own CRIU file (layer 4, org.criu.config): " + conf, "# " + conf + ":2"} {
-		if !strings.Contains(show.out, w) {
-			t.Errorf("config show --origin --container lacks %q:\n%s", w, show)
+	forEachRuntime(t, func(t *testing.T, w *wrapped) {
+		layers(t, nil)
+		conf := filepath.Join(t.TempDir(), "ctr.conf")
+		writeFile(t, conf, "# this container keeps its connections\ntcp-established\n", 0o644)
+		name := startTCP(t, w, "--annotation", "org.criu.config="+conf)
+		show := w.crhook(t, "config", "show", "--origin", "--container", name)
+		for _, want := range []string{"container's own CRIU file (layer 4, org.criu.config): " + conf, "# " + conf + ":2"} {
+			if !strings.Contains(show.out, want) {
+				t.Errorf("config show --origin --container lacks %q:\n%s", want, show)
+			}
 		}
-	}
-	checkpointRestore(t, name)
+		checkpointRestore(t, w, name)
 
-	writeFile(t, conf, "tcp-established\n", 0o666)
-	checkpointFails(t, name, conf, "writable by group or others")
+		writeFile(t, conf, "tcp-established\n", 0o666)
+		checkpointFails(t, w, name, "ctr.conf", "writable by group or others") // not the path: it differs per runtime
+	})
 }
 
 // busyboxBundle makes an OCI bundle from the host's static busybox: the
