@@ -45,6 +45,9 @@ for tool in mmdebstrap mkfs.ext4 xz cpio sha256sum apt-get dpkg-deb; do
 done
 [ -x "$CRIU" ] || die "no CRIU at $CRIU: run tests/setup-host.sh"
 mkdir -p "$CACHE"
+# One build at a time per cache (two make test runs, or two guests).
+exec 9>"$CACHE/.build.lock"
+flock 9
 
 mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 [ -n "$mirror" ] || die "no URIs: line in /etc/apt/sources.list.d/debian.sources: cannot pick a Debian mirror"

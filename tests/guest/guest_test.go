@@ -11,7 +11,9 @@ package guest
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -34,14 +36,16 @@ func skipReason() string {
 	return ""
 }
 
-// boot runs one scenario in a fresh guest, streaming its output to the
-// test log line by line, and fails the test on a non-zero exit.
-func boot(t *testing.T, scenario string, args ...string) {
+// boot runs one scenario in a fresh guest (run.sh with runArgs: options,
+// the scenario, its arguments), streaming its output to the test log line
+// by line, and fails the test on a non-zero exit.
+func boot(t *testing.T, runArgs ...string) {
 	t.Helper()
 	if r := skipReason(); r != "" {
 		t.Skip(r)
 	}
-	cmd := exec.Command("bash", append([]string{"run.sh"}, append(args, scenario)...)...)
+	scenario := strings.Join(runArgs, " ")
+	cmd := exec.Command("bash", append([]string{"run.sh"}, runArgs...)...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	var wg sync.WaitGroup
@@ -56,7 +60,7 @@ func boot(t *testing.T, scenario string, args ...string) {
 	}()
 	start := time.Now()
 	err := cmd.Run()
-	pw.Close()
+	_ = pw.Close() // a pipe's Close never fails; it ends the reader
 	wg.Wait()
 	var exit *exec.ExitError
 	switch {
@@ -74,5 +78,76 @@ func TestPrecopy(t *testing.T) {
 }
 
 func TestSELinux(t *testing.T) {
-	boot(t, "scenarios/selinux.sh", "--selinux")
+	boot(t, "--selinux", "scenarios/selinux.sh")
+}
+
+// TestTwoGuestLink boots two guests joined by a QEMU socket link over
+// 127.0.0.1 (the setup a cross-kernel migration test needs) and checks
+// that they reach each other. The two run at the same time by necessity.
+func TestTwoGuestLink(t *testing.T) {
+	if r := skipReason(); r != "" {
+		t.Skip(r)
+	}
+	port := freePort(t)
+	// Build (or find) the image once, before two boots race to do it.
+	out, err := exec.Command("bash", "build-image.sh").Output()
+	if err != nil {
+		t.Fatalf("build-image.sh: %v", err)
+	}
+	t.Setenv("CRHOOK_GUEST_DISK", strings.TrimSpace(string(out)))
+	var wg sync.WaitGroup
+	for _, g := range []struct{ name, link, mac, me, peer string }{
+		{"a", "listen", "52:54:00:77:00:01", "10.77.0.1", "10.77.0.2"},
+		{"b", "connect", "52:54:00:77:00:02", "10.77.0.2", "10.77.0.1"},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(g.name, func(t *testing.T) {
+				boot(t, "--link", fmt.Sprintf("%s:%d", g.link, port), "--ip", g.me+"/24", "--mac", g.mac,
+					"--timeout", "300", "scenarios/link.sh", g.name, g.me, g.peer)
+			})
+		}()
+		if g.link == "listen" {
+			// QEMU's connect side needs the listener up.
+			waitListening(t, port)
+		}
+	}
+	wg.Wait()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// waitListening polls /proc/net/tcp for a listener on port. It must not
+// connect: QEMU's -netdev socket,listen takes the first connection as its
+// peer.
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	want := fmt.Sprintf(":%04X ", port)
+	deadline := time.Now().Add(120 * time.Second)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatalf("read /proc/net/tcp: %v", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			// local_address is field 2, st (0A = LISTEN) field 4.
+			if f := strings.Fields(line); len(f) > 3 && strings.HasSuffix(f[1]+" ", want) && f[3] == "0A" {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("guest a's QEMU is not listening on 127.0.0.1:%d after 120 s", port)
 }

@@ -25,11 +25,12 @@ finish() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 
-# Modules CRIU's kerndat probes and podman need, loaded before any policy
+# Modules the link NIC, CRIU's kerndat probes and podman need (no udev
+# here to load them), loaded before any policy
 # (under enforcing the kernel's modprobe helper is confined, and a failed
 # autoload shows only as CRIU's "Diag module missing" or "Unable to create
 # a veth pair").
-modprobe -a overlay veth bridge tun nf_tables nft_ct unix_diag inet_diag tcp_diag udp_diag \
+modprobe -a virtio_net overlay veth bridge tun nf_tables nft_ct unix_diag inet_diag tcp_diag udp_diag \
 	raw_diag netlink_diag packet_diag 2>/dev/null
 
 # SELinux first, before anything else creates files: the initial policy
