@@ -3,16 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crhook/crhook/config/safefile"
 )
 
 // errNoDir: the file's directory does not exist and the edit may not
@@ -32,8 +29,7 @@ var errNoDir = errors.New("directory does not exist")
 // rename all happen in the directory we locked even if a path component
 // is swapped meanwhile.
 type lockedDir struct {
-	fd   int
-	path string
+	safefile.Dir
 }
 
 // lockDir opens dir (creating it and missing parents with mode 0755 when
@@ -45,31 +41,31 @@ func lockDir(dir string, create bool) (*lockedDir, error) {
 			return nil, err
 		}
 	}
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	d, err := safefile.OpenDir(dir)
 	if err != nil {
 		if !create && errors.Is(err, fs.ErrNotExist) {
 			return nil, errNoDir
 		}
-		return nil, fmt.Errorf("open directory %q: %w", dir, err)
+		return nil, err
 	}
 	for {
-		err = syscall.Flock(fd, syscall.LOCK_EX)
-		if err != syscall.EINTR {
+		err = unix.Flock(d.FD, unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
 	if err != nil {
-		syscall.Close(fd)
+		_ = d.Close()
 		return nil, fmt.Errorf("lock directory %q: %w", dir, err)
 	}
-	return &lockedDir{fd: fd, path: dir}, nil
+	return &lockedDir{d}, nil
 }
 
 // close releases the lock (closing the only fd of the open file
 // description drops the flock).
 func (d *lockedDir) close() error {
-	if err := syscall.Close(d.fd); err != nil {
-		return fmt.Errorf("unlock directory %q: %w", d.path, err)
+	if err := d.Dir.Close(); err != nil {
+		return fmt.Errorf("unlock directory %q: %w", d.Path, err)
 	}
 	return nil
 }
@@ -118,11 +114,11 @@ func makeDirs(dir string) error {
 func (d *lockedDir) read(name, path string) ([]byte, *fileMeta, error) {
 	// O_NONBLOCK: opening a FIFO planted under this name must not hang us;
 	// it has no effect on reading regular files.
-	fd, err := syscall.Openat(d.fd, name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	fd, err := unix.Openat(d.FD, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
-	case errors.Is(err, syscall.ELOOP):
+	case errors.Is(err, unix.ELOOP):
 		target, _ := os.Readlink(path)
 		return nil, nil, fmt.Errorf("edit %q: it is a symbolic link to %q and crhook does not edit through links (edit the target with --file)", path, target)
 	case err != nil:
@@ -130,145 +126,47 @@ func (d *lockedDir) read(name, path string) ([]byte, *fileMeta, error) {
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, nil, fmt.Errorf("stat %q: %w", path, err)
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, nil, fmt.Errorf("edit %q: not a regular file (remove it or choose another --file)", path)
 	}
 	if st.Nlink > 1 {
 		return nil, nil, fmt.Errorf("edit %q: it has %d hard links and replacing it would split them (make it a single file first)", path, st.Nlink)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	data, err := safefile.ReadBounded(f, safefile.MaxSize)
+	if errors.Is(err, safefile.ErrTooLarge) {
+		return nil, nil, fmt.Errorf("edit %q: larger than %d bytes, not a CRIU option file", path, safefile.MaxSize)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %q: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, nil, fmt.Errorf("edit %q: larger than %d bytes, not a CRIU option file", path, maxFileSize)
 	}
 	return data, &fileMeta{mode: st.Mode & 0o7777, uid: int(st.Uid), gid: int(st.Gid)}, nil
 }
 
-// replace atomically replaces name with data: a new temporary file in the
-// same directory (O_EXCL|O_NOFOLLOW, so nothing planted under its name is
-// followed or reused) is written, given meta's owner and mode, fsynced and
-// renamed over name, then the directory is fsynced so the rename survives
-// a crash. The file at name is never opened for writing: readers (CRIU,
-// a concurrent checkpoint) see either the old or the new file, whole.
-// uid -1 keeps the creating process's owner.
-func (d *lockedDir) replace(name, path string, data []byte, meta *fileMeta) (err error) {
-	tmp, f, err := d.createTemp(name)
-	if err != nil {
-		return err
+// replace atomically replaces name with data through safefile's one
+// atomic writer, keeping meta's owner and mode: readers (CRIU, a
+// concurrent checkpoint) see either the old or the new file, whole, and
+// the directory is fsynced so the rename survives a crash. The lock held
+// on the directory is what makes the read-modify-write safe between
+// editors. uid -1 keeps the creating process's owner.
+func (d *lockedDir) replace(name, path string, data []byte, meta *fileMeta) error {
+	err := d.Replace(name, data, safefile.Replace{Perm: meta.mode, UID: meta.uid, GID: meta.gid, Created: tempCreated})
+	var oe *safefile.OwnerError
+	if errors.As(err, &oe) {
+		return fmt.Errorf("keep owner %d:%d of %q: %w (edit it as its owner or as root)", meta.uid, meta.gid, path, oe.Err)
 	}
-	if tempCreated != nil {
-		tempCreated()
-	}
-	tmpPath := filepath.Join(d.path, tmp)
-	defer func() {
-		if err != nil {
-			f.Close() // may already be closed; the write error is the one to report
-			if uerr := syscall.Unlinkat(d.fd, tmp); uerr != nil && !errors.Is(uerr, fs.ErrNotExist) {
-				err = errors.Join(err, fmt.Errorf("remove temporary file %q: %w", tmpPath, uerr))
-			}
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write temporary file %q: %w", tmpPath, err)
-	}
-	if meta.uid >= 0 {
-		// chown before chmod: chown clears setuid/setgid bits.
-		var st syscall.Stat_t
-		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-			return fmt.Errorf("stat temporary file %q: %w", tmpPath, err)
-		}
-		if int(st.Uid) != meta.uid || int(st.Gid) != meta.gid {
-			if err := f.Chown(meta.uid, meta.gid); err != nil {
-				return fmt.Errorf("keep owner %d:%d of %q: %w (edit it as its owner or as root)", meta.uid, meta.gid, path, err)
-			}
-		}
-	}
-	if err := syscall.Fchmod(int(f.Fd()), meta.mode); err != nil {
-		return fmt.Errorf("keep mode %04o of %q: %w", meta.mode, path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync temporary file %q: %w", tmpPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close temporary file %q: %w", tmpPath, err)
-	}
-	if err := syscall.Renameat(d.fd, tmp, d.fd, name); err != nil {
-		return fmt.Errorf("replace %q: %w", path, err)
-	}
-	if err := syscall.Fsync(d.fd); err != nil {
-		// The new file is in place; only its durability across a crash
-		// is in doubt, which the caller should still hear about.
-		return fmt.Errorf("sync directory %q: %w", d.path, err)
-	}
-	return nil
+	return err
 }
 
 // tempCreated, when set (by tests only), runs right after the temporary
 // file is created: the point where a killed editor leaves one behind.
 var tempCreated func()
 
-// tempInfix marks crhook's temporary files: ".NAME.crhook-RANDOM".
-const tempInfix = ".crhook-"
-
-// isTempName reports whether name is one of createTemp's names.
-func isTempName(name string) bool {
-	i := strings.LastIndex(name, tempInfix)
-	if !strings.HasPrefix(name, ".") || i <= 1 {
-		return false
-	}
-	suffix := name[i+len(tempInfix):]
-	return suffix != "" && strings.Trim(suffix, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
-}
-
 // removeStaleTemps deletes the temporary files that editors killed
 // mid-edit left behind. Every editor holds this directory's lock from
 // before it creates its temporary file until it has renamed or removed
-// it, so while we hold the lock any file so named is stale. Only regular
-// files are removed, relative to the locked directory; errors are
-// ignored: a leftover costs nothing but disk.
-func (d *lockedDir) removeStaleTemps() {
-	fd, err := syscall.Dup(d.fd)
-	if err != nil {
-		return
-	}
-	f := os.NewFile(uintptr(fd), d.path)
-	defer f.Close()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return
-	}
-	names, _ := f.Readdirnames(-1)
-	for _, n := range names {
-		if !isTempName(n) {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-			_ = unix.Unlinkat(d.fd, n, 0)
-		}
-	}
-}
-
-// createTemp makes a new file ".NAME.crhook-RANDOM" in the directory. The
-// leading dot and the suffix keep CRIU and drop-in loaders from ever
-// reading a half-written file as configuration.
-func (d *lockedDir) createTemp(name string) (string, *os.File, error) {
-	for range 100 {
-		tmp := "." + name + tempInfix + strconv.FormatUint(rand.Uint64(), 36)
-		fd, err := syscall.Openat(d.fd, tmp,
-			syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", nil, fmt.Errorf("create temporary file in %q: %w", d.path, err)
-		}
-		return tmp, os.NewFile(uintptr(fd), filepath.Join(d.path, tmp)), nil
-	}
-	return "", nil, fmt.Errorf("create temporary file in %q: 100 names taken", d.path)
-}
+// it, so while we hold the lock any file so named is stale.
+func (d *lockedDir) removeStaleTemps() { d.RemoveTemps() }

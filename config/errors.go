@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/crhook/crhook/config/safefile"
+
 	"errors"
 	"fmt"
 )
@@ -19,7 +21,7 @@ var (
 	// ErrDenied: an option a layer may not set (annotation allow-list).
 	ErrDenied = errors.New("option not allowed")
 	// ErrUnsafeFile: a config file with an owner or mode root must not trust.
-	ErrUnsafeFile = errors.New("unsafe config file")
+	ErrUnsafeFile = safefile.ErrUnsafe
 )
 
 // FileError locates a problem in a file. Its message is what users read:

@@ -303,3 +303,35 @@ func CheckFile(path string) (int, error) {
 	stmts, err := Parse(path, data)
 	return len(stmts), err
 }
+
+// LayerCheck is one CRIU file checked as the runtime would read it.
+type LayerCheck struct {
+	File    string
+	Options int   // options it sets; -1 when the file does not exist
+	Err     error // why the runtime would refuse it
+}
+
+// CheckLayers checks each file with CheckFile: `crhook config check` and
+// doctor's config.layers report the same thing the same way.
+func CheckLayers(files []string) []LayerCheck {
+	out := make([]LayerCheck, 0, len(files))
+	for _, f := range files {
+		n, err := CheckFile(f)
+		out = append(out, LayerCheck{File: f, Options: n, Err: err})
+	}
+	return out
+}
+
+// String is the check's one line: "FILE: ok, 2 options", "FILE: absent",
+// or the error (which names the file and line).
+func (c LayerCheck) String() string {
+	switch {
+	case c.Err != nil:
+		return c.Err.Error()
+	case c.Options < 0:
+		return c.File + ": absent"
+	case c.Options == 1:
+		return c.File + ": ok, 1 option"
+	}
+	return fmt.Sprintf("%s: ok, %d options", c.File, c.Options)
+}

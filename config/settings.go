@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/crhook/crhook/config/safefile"
 )
 
 // Settings are crhook's own settings (crhook.toml(5)).
@@ -101,17 +99,10 @@ func Fallback() *Settings {
 func (p Paths) SettingsFiles() ([]string, error) {
 	files := []string{p.SettingsDefault, p.SettingsSystem}
 	if p.SettingsDropIn != "" {
-		entries, err := readDirNonBlock(p.SettingsDropIn)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		names, err := safefile.DropIns(p.SettingsDropIn, ".toml")
+		if err != nil {
 			return nil, fmt.Errorf("read drop-in directory %q: %w", p.SettingsDropIn, err)
 		}
-		var names []string
-		for _, e := range entries {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".toml") {
-				names = append(names, e.Name())
-			}
-		}
-		sort.Strings(names)
 		for _, n := range names {
 			files = append(files, filepath.Join(p.SettingsDropIn, n))
 		}
@@ -120,20 +111,6 @@ func (p Paths) SettingsFiles() ([]string, error) {
 		files = append(files, p.SettingsEnv)
 	}
 	return files, nil
-}
-
-// readDirNonBlock is os.ReadDir, but a FIFO or device in the directory's
-// place is refused instead of hanging the open (O_DIRECTORY|O_NONBLOCK).
-func readDirNonBlock(dir string) ([]fs.DirEntry, error) {
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), dir)
-	defer f.Close()
-	entries, err := f.ReadDir(-1)
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	return entries, err
 }
 
 // LoadSettings reads every settings file in order; later files win key by

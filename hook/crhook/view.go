@@ -27,7 +27,7 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		if c.CRIUFile != "" {
 			fmt.Fprintf(w, "# container's own CRIU file (layer 4, %s): %s\n", engine.CRIUConfigAnnotation, c.CRIUFile)
 		}
-		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", orNone(c.ProcessLabel), orNone(c.MountLabel))
+		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", shownLabel(c.ProcessLabel), shownLabel(c.MountLabel))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, s := range v.Resolved.Options {
@@ -143,7 +143,9 @@ func (v *view) writeGet(w io.Writer, opt *config.Option) error {
 	}
 }
 
-func orNone(s string) string {
+// shownLabel is an SELinux label as the view prints it, saying why one
+// is missing.
+func shownLabel(s string) string {
 	if s == "" {
 		return "(none: SELinux is off, or the container runs unconfined)"
 	}

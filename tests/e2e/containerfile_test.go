@@ -142,17 +142,18 @@ func TestPodmanContainerFile(t *testing.T) {
 	layers(t, nil)
 	conf := filepath.Join(t.TempDir(), "ctr.conf")
 	writeFile(t, conf, "# this container keeps its connections\ntcp-established\n", 0o644)
-	name := startTCP(t, "--annotation", "org.criu.config="+conf)
+	rc := wrappers[0] // runc
+	name := startTCP(t, &rc, "--annotation", "org.criu.config="+conf)
 	show := crhook(t, "config", "show", "--origin", "--container", name)
 	for _, w := range []string{"container's own CRIU file (layer 4, org.criu.config): " + conf, "# " + conf + ":2"} {
 		if !strings.Contains(show.out, w) {
 			t.Errorf("config show --origin --container lacks %q:\n%s", w, show)
 		}
 	}
-	checkpointRestore(t, name)
+	checkpointRestore(t, &rc, name)
 
 	writeFile(t, conf, "tcp-established\n", 0o666)
-	checkpointFails(t, name, conf, "writable by group or others")
+	checkpointFails(t, &rc, name, conf, "writable by group or others")
 }
 
 // busyboxBundle makes an OCI bundle from the host's static busybox: the
