@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // within runs f and fails the test if it has not returned by the deadline:
@@ -76,7 +78,7 @@ func TestSpecialFilesRefusedWithoutHanging(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), planted) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want a refusal naming %s as %s", err, planted, tc.want)
 			}
-			var fe *FileError
+			var fe *criuopt.FileError
 			if tc.want != "not a directory" && (!errors.As(err, &fe) || !errors.Is(err, ErrUnsafeFile)) {
 				t.Errorf("err %v: want a *FileError wrapping ErrUnsafeFile", err)
 			}

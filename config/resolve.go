@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // AnnotationPrefix starts the per-container option annotations:
@@ -28,12 +30,12 @@ func (o Origin) String() string {
 // Setting is one resolved option: the statement that won, and where it
 // came from (a file line, or an annotation).
 type Setting struct {
-	Statement
+	criuopt.Statement
 	Origin Origin
 }
 
 // Text renders the setting as one CRIU config line.
-func (s Setting) Text() string { return Format(s.Statement) }
+func (s Setting) Text() string { return criuopt.Format(s.Statement) }
 
 // Dropped is a setting that is kept off the container path, and why.
 type Dropped struct {
@@ -176,7 +178,7 @@ func (m *merger) addFile(l Layer, rpcFile bool) error {
 	if !found {
 		return nil
 	}
-	stmts, err := Parse(l.Path, data)
+	stmts, err := criuopt.Parse(l.Path, data)
 	if err != nil {
 		return err
 	}
@@ -225,7 +227,7 @@ func (m *merger) finish() {
 
 // Get returns the effective setting of an option, if any layer set it.
 func (r *Resolved) Get(name string) (Setting, bool) {
-	opt, _, ok := Lookup(name)
+	opt, _, ok := criuopt.Lookup(name)
 	if !ok {
 		return Setting{}, false
 	}
@@ -252,16 +254,16 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 	var out []Setting
 	for _, key := range keys {
 		name, value := strings.TrimPrefix(key, AnnotationPrefix), ann[key]
-		shown := Printable(key) // the creator chose the key: never echo its bytes raw
-		opt, negated, ok := Lookup(name)
+		shown := criuopt.Printable(key) // the creator chose the key: never echo its bytes raw
+		opt, negated, ok := criuopt.Lookup(name)
 		if ok && negated {
 			// io.crhook.criu.no-X: the no- form is a file's way of saying it;
 			// an annotation says it with a value.
 			return nil, fmt.Errorf("annotation %s: %w: annotations take no no- form; write %s%s=false",
-				shown, ErrUnknownOption, AnnotationPrefix, opt.Name)
+				shown, criuopt.ErrUnknownOption, AnnotationPrefix, opt.Name)
 		}
 		if !ok {
-			return nil, fmt.Errorf("annotation %s: %w: %s%s", shown, ErrUnknownOption, strconv.Quote(name), didYouMean(name))
+			return nil, fmt.Errorf("annotation %s: %w: %s%s", shown, criuopt.ErrUnknownOption, strconv.Quote(name), criuopt.DidYouMean(name))
 		}
 		if opt.Unsafe || opt.Owned {
 			return nil, fmt.Errorf("annotation %s: %w: it names paths, code or runtime state, so containers may never set it; set it in /etc/criu/default.conf instead, or remove the annotation",
@@ -273,17 +275,17 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 			return nil, fmt.Errorf("annotation %s: %w: not on annotations.allow in crhook.toml; remove the annotation, set %s in /etc/criu/default.conf for all containers, or add %q to annotations.allow in /etc/crhook/crhook.toml (needed to restore a container checkpointed with it)",
 				shown, ErrDenied, opt.Name, opt.Name)
 		}
-		set := Setting{Statement: Statement{Option: opt}, Origin: Origin{Annotation: key}}
+		set := Setting{Statement: criuopt.Statement{Option: opt}, Origin: Origin{Annotation: key}}
 		switch {
-		case opt.Arg != RequiredArg && value == "true":
+		case opt.Arg != criuopt.RequiredArg && value == "true":
 			// A switch, or an optional-value option used as one (ext-unix-sk).
-		case opt.Arg == NoArg && value == "false" && opt.Negatable:
+		case opt.Arg == criuopt.NoArg && value == "false" && opt.Negatable:
 			set.Negated = true
-		case opt.Arg == NoArg:
-			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", shown, value, ErrInvalidValue,
+		case opt.Arg == criuopt.NoArg:
+			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", shown, value, criuopt.ErrInvalidValue,
 				map[bool]string{true: " or false", false: ""}[opt.Negatable])
 		default:
-			if err := ValidateValue(opt, value); err != nil {
+			if err := criuopt.ValidateValue(opt, value); err != nil {
 				return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
 			}
 			set.Value, set.HasValue = value, true
@@ -291,47 +293,4 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 		out = append(out, set)
 	}
 	return out, nil
-}
-
-// CheckFile parses one CRIU file with the loader's ownership rules. It
-// returns the number of options, or -1 when the file does not exist.
-func CheckFile(path string) (int, error) {
-	data, found, err := readTrusted(path)
-	if err != nil || !found {
-		return -1, err
-	}
-	stmts, err := Parse(path, data)
-	return len(stmts), err
-}
-
-// LayerCheck is one CRIU file checked as the runtime would read it.
-type LayerCheck struct {
-	File    string
-	Options int   // options it sets; -1 when the file does not exist
-	Err     error // why the runtime would refuse it
-}
-
-// CheckLayers checks each file with CheckFile: `crhook config check` and
-// doctor's config.layers report the same thing the same way.
-func CheckLayers(files []string) []LayerCheck {
-	out := make([]LayerCheck, 0, len(files))
-	for _, f := range files {
-		n, err := CheckFile(f)
-		out = append(out, LayerCheck{File: f, Options: n, Err: err})
-	}
-	return out
-}
-
-// String is the check's one line: "FILE: ok, 2 options", "FILE: absent",
-// or the error (which names the file and line).
-func (c LayerCheck) String() string {
-	switch {
-	case c.Err != nil:
-		return c.Err.Error()
-	case c.Options < 0:
-		return c.File + ": absent"
-	case c.Options == 1:
-		return c.File + ": ok, 1 option"
-	}
-	return fmt.Sprintf("%s: ok, %d options", c.File, c.Options)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/crhook/crhook/config/criuopt"
 	"github.com/crhook/crhook/config/safefile"
 )
 
@@ -47,9 +48,9 @@ func (l Loc) String() string {
 	case l.File == "":
 		return "built-in default"
 	case l.Line == 0:
-		return Printable(l.File)
+		return criuopt.Printable(l.File)
 	}
-	return fmt.Sprintf("%s:%d", Printable(l.File), l.Line)
+	return fmt.Sprintf("%s:%d", criuopt.Printable(l.File), l.Line)
 }
 
 // settingKeys are the keys crhook.toml(5) documents, as TOML key paths.
@@ -79,7 +80,7 @@ func (s *Settings) errorAt(key string, err error, hint string) error {
 	if l.File == "" {
 		return fmt.Errorf("%w (built-in default)", err)
 	}
-	return &FileError{File: l.File, Line: l.Line, Err: err, Hint: hint}
+	return &criuopt.FileError{File: l.File, Line: l.Line, Err: err, Hint: hint}
 }
 
 // Fallback returns the built-in settings. They apply under every file, so
@@ -131,7 +132,7 @@ func LoadSettings(p Paths) (*Settings, error) {
 		}
 		if !found {
 			if f == p.SettingsEnv {
-				return nil, &FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
+				return nil, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
 					Hint: "create it or unset " + EnvConfig}
 			}
 			continue
@@ -164,7 +165,7 @@ func decodeSettings(file string, data []byte, s any) (toml.MetaData, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]
-		return md, &FileError{File: file, Line: keyLine(data, key), Err: fmt.Errorf("%w: unknown key %q", ErrSettings, key.String()),
+		return md, &criuopt.FileError{File: file, Line: keyLine(data, key), Err: fmt.Errorf("%w: unknown key %q", ErrSettings, key.String()),
 			Hint: "known keys: state_dir, runtime.path, criu.deny, annotations.allow"}
 	}
 	return md, nil
@@ -173,11 +174,11 @@ func decodeSettings(file string, data []byte, s any) (toml.MetaData, error) {
 func tomlError(file string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
+		return &criuopt.FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
 			Err: fmt.Errorf("%w: %s", ErrSettings, pe.Message)}
 	}
 	// Type mismatches come without a position; the message has the line.
-	return &FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
+	return &criuopt.FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
 }
 
 // LoadRuntimePath finds runtime.path alone, for when LoadSettings fails:
@@ -228,7 +229,7 @@ func lastSet(p Paths, key toml.Key, def string, check func(string) (string, stri
 		}
 		if !found {
 			if f == p.SettingsEnv {
-				return "", Loc{}, &FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
+				return "", Loc{}, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
 					Hint: "create it or unset " + EnvConfig}
 			}
 			continue
@@ -245,7 +246,7 @@ func lastSet(p Paths, key toml.Key, def string, check func(string) (string, stri
 			m, ok := val.(map[string]any)
 			if !ok {
 				prefix := key[:j]
-				return "", Loc{}, &FileError{File: f, Line: keyLine(data, prefix),
+				return "", Loc{}, &criuopt.FileError{File: f, Line: keyLine(data, prefix),
 					Err: fmt.Errorf("%w: %s must be a table ([%s]) holding %s", ErrSettings, prefix.String(), prefix.String(), key.String())}
 			}
 			if val, ok = m[k]; !ok {
@@ -258,10 +259,10 @@ func lastSet(p Paths, key toml.Key, def string, check func(string) (string, stri
 		at := Loc{File: f, Line: keyLine(data, key)}
 		str, ok := val.(string)
 		if !ok {
-			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s is not a string", ErrSettings, key.String())}
+			return "", at, &criuopt.FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s is not a string", ErrSettings, key.String())}
 		}
 		if why, fix := check(str); why != "" {
-			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s", ErrSettings, why), Hint: fix}
+			return "", at, &criuopt.FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s", ErrSettings, why), Hint: fix}
 		}
 		return str, at, nil
 	}
@@ -310,8 +311,8 @@ func (s *Settings) validate() error {
 		list []string
 	}{{"criu.deny", s.CRIU.Deny}, {"annotations.allow", s.Annotations.Allow}} {
 		for _, name := range l.list {
-			if _, _, ok := Lookup(name); !ok {
-				return s.errorAt(l.key, fmt.Errorf("%w: %s: %q is not a CRIU option%s", ErrSettings, l.key, name, didYouMean(name)), "")
+			if _, _, ok := criuopt.Lookup(name); !ok {
+				return s.errorAt(l.key, fmt.Errorf("%w: %s: %q is not a CRIU option%s", ErrSettings, l.key, name, criuopt.DidYouMean(name)), "")
 			}
 		}
 	}
@@ -336,11 +337,4 @@ func (s *Settings) Denies(name string) bool {
 		}
 	}
 	return false
-}
-
-func didYouMean(name string) string {
-	if s := Suggest(name); s != "" {
-		return "; did you mean " + s + "?"
-	}
-	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/crhook/crhook/config/criuopt"
 	"github.com/crhook/crhook/config/safefile"
 )
 
@@ -20,7 +21,7 @@ func readTrusted(path string) ([]byte, bool, error) {
 func unsafeFileError(err error) error {
 	var se *safefile.Error
 	if errors.As(err, &se) {
-		return &FileError{File: se.Path, Err: fmt.Errorf("%w: %s", ErrUnsafeFile, se.Why), Hint: se.Hint}
+		return &criuopt.FileError{File: se.Path, Err: fmt.Errorf("%w: %s", ErrUnsafeFile, se.Why), Hint: se.Hint}
 	}
 	return err
 }

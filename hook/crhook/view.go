@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/criuopt"
 	"github.com/crhook/crhook/engine"
 )
 
@@ -119,7 +120,7 @@ func (v *view) writeJSON(w io.Writer) error {
 
 // writeGet prints one option: "true"/"false" for switches, else its
 // value(s), one per line, with the origin on stderr-free trailing comment.
-func (v *view) writeGet(w io.Writer, opt *config.Option) error {
+func (v *view) writeGet(w io.Writer, opt *criuopt.Option) error {
 	found := false
 	for _, s := range v.Resolved.Options {
 		if s.Option != opt {
