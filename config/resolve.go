@@ -275,21 +275,24 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 			return nil, fmt.Errorf("annotation %s: %w: not on annotations.allow in crhook.toml; remove the annotation, set %s in /etc/criu/default.conf for all containers, or add %q to annotations.allow in /etc/crhook/crhook.toml (needed to restore a container checkpointed with it)",
 				shown, ErrDenied, opt.Name, opt.Name)
 		}
-		set := Setting{Statement: criuopt.Statement{Option: opt}, Origin: Origin{Annotation: key}}
+		// An annotation says a switch with true or false; criuopt.Check
+		// decides the rest, as it does for the editor.
+		negated, v := false, value
 		switch {
 		case opt.Arg != criuopt.RequiredArg && value == "true":
-			// A switch, or an optional-value option used as one (ext-unix-sk).
+			v = "" // a switch, or an optional-value option used as one (ext-unix-sk)
 		case opt.Arg == criuopt.NoArg && value == "false" && opt.Negatable:
-			set.Negated = true
-		case opt.Arg == criuopt.NoArg:
+			negated, v = true, ""
+		}
+		st, err := criuopt.Check(opt, negated, v)
+		switch {
+		case err != nil && opt.Arg == criuopt.NoArg:
 			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", shown, value, criuopt.ErrInvalidValue,
 				map[bool]string{true: " or false", false: ""}[opt.Negatable])
-		default:
-			if err := criuopt.ValidateValue(opt, value); err != nil {
-				return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
-			}
-			set.Value, set.HasValue = value, true
+		case err != nil:
+			return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
 		}
+		set := Setting{Statement: st, Origin: Origin{Annotation: key}}
 		out = append(out, set)
 	}
 	return out, nil

@@ -156,52 +156,14 @@ func commentOut(text string) string {
 	return "#"
 }
 
-// statementFor checks name and value against the catalog and returns the
-// statement Set must leave in the file.
+// statementFor checks name and value against the catalog (criuopt.Check)
+// and returns the statement Set must leave in the file.
 func statementFor(name, value string) (criuopt.Statement, error) {
 	opt, negated, ok := criuopt.Lookup(name)
 	if !ok {
 		return criuopt.Statement{}, criuopt.UnknownOption(name)
 	}
-	st := criuopt.Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""}
-	switch {
-	case negated && value != "":
-		return st, fmt.Errorf("%w: %s takes no value (it switches %s off)", criuopt.ErrInvalidValue, name, opt.Name)
-	case opt.Arg == criuopt.NoArg && value != "":
-		hint := ""
-		if opt.Negatable {
-			hint = fmt.Sprintf("; to turn it off set no-%s", opt.Name)
-		}
-		return st, fmt.Errorf("%w: %s is a switch and takes no value%s", criuopt.ErrInvalidValue, name, hint)
-	case opt.Arg == criuopt.RequiredArg && value == "":
-		kind := opt.Type.String()
-		if len(opt.Enum) > 0 {
-			kind = "one of " + strings.Join(opt.Enum, ", ")
-		}
-		return st, fmt.Errorf("%w: %s needs a value (%s)", criuopt.ErrInvalidValue, name, kind)
-	case strings.ContainsAny(value, "\n\x00"):
-		// CRIU reads the file line by line with C strings: neither fits.
-		return st, fmt.Errorf("%w: a value cannot contain a newline or NUL byte", criuopt.ErrInvalidValue)
-	}
-	if value != "" {
-		if err := criuopt.ValidateValue(opt, value); err != nil {
-			return st, err
-		}
-	}
-	// The parser also knows what CRIU refuses in a file whatever the value
-	// (deprecated switches such as ms, getopt corner cases): the canonical
-	// line must pass it before the file is touched.
-	if _, err := criuopt.Parse("", []byte(criuopt.Format(st)+"\n")); err != nil {
-		var fe *criuopt.FileError
-		if errors.As(err, &fe) {
-			if fe.Hint != "" {
-				return st, fmt.Errorf("%w (%s)", fe.Err, fe.Hint)
-			}
-			return st, fe.Err
-		}
-		return st, err
-	}
-	return st, nil
+	return criuopt.Check(opt, negated, value)
 }
 
 // line is one line of the file with its terminator ("\n", "\r\n" or none
