@@ -6,7 +6,7 @@ import (
 	"github.com/crhook/crhook/config/criuopt"
 )
 
-// The CRIU files as the runtime reads them: through readTrusted, then the
+// The CRIU files as crhook-runtime reads them: through readTrusted, then the
 // option language.
 
 // CheckFile parses one CRIU file with the loader's ownership rules. It
@@ -20,11 +20,11 @@ func CheckFile(path string) (int, error) {
 	return len(stmts), err
 }
 
-// LayerCheck is one CRIU file checked as the runtime would read it.
+// LayerCheck is one CRIU file checked as crhook-runtime would read it.
 type LayerCheck struct {
 	File    string
 	Options int   // options it sets; -1 when the file does not exist
-	Err     error // why the runtime would refuse it
+	Err     error // why crhook-runtime would refuse it
 }
 
 // CheckLayers checks each file with CheckFile: `crhook config check` and

@@ -27,19 +27,21 @@ func (o Origin) String() string {
 	return fmt.Sprintf("%s:%d", o.File, o.Line)
 }
 
-// Setting is one resolved option: the statement that won, and where it
-// came from (a file line, or an annotation).
-type Setting struct {
+// Option is one CRIU option as resolved for a container: the statement
+// that won, and where it came from (a file line, or an annotation). Its
+// Option field (from criuopt.Statement) is the catalog's description.
+// Not to be confused with Settings, crhook's own crhook.toml.
+type Option struct {
 	criuopt.Statement
 	Origin Origin
 }
 
-// Text renders the setting as one CRIU config line.
-func (s Setting) Text() string { return criuopt.Format(s.Statement) }
+// Text renders the option as one CRIU config line.
+func (s Option) Text() string { return criuopt.Format(s.Statement) }
 
-// Dropped is a setting that is kept off the container path, and why.
+// Dropped is an option that is kept off the container path, and why.
 type Dropped struct {
-	Setting
+	Option
 	Reason string
 }
 
@@ -65,9 +67,9 @@ const ContainerFileAnnotation = "org.criu.config"
 // dumps) and is dropped in every layer.
 var rpcFileKeeps = map[string]bool{"log-file": true}
 
-// Resolved is the option set CRIU gets for one container.
-type Resolved struct {
-	Options []Setting
+// Resolution is the option set CRIU gets for one container.
+type Resolution struct {
+	Options []Option
 	Dropped []Dropped
 	Layers  []Layer
 }
@@ -112,11 +114,11 @@ func (p Paths) CRIUFiles(runtime string) []string {
 // Resolve merges the layers for one container following CRIU's rules: a
 // later layer wins per option, "no-" forms switch an option off, repeatable
 // options accumulate, and options the runtime owns are dropped.
-func Resolve(p Paths, in Input) (*Resolved, error) {
+func Resolve(p Paths, in Input) (*Resolution, error) {
 	if in.Settings == nil {
 		return nil, fmt.Errorf("resolve: no settings given")
 	}
-	r := &Resolved{}
+	r := &Resolution{}
 	m := merger{res: r, settings: in.Settings, index: map[string]int{}}
 	files := p.CRIUFiles(in.Runtime)
 	for i, f := range files {
@@ -130,7 +132,7 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 			return nil, err
 		}
 	}
-	ann, err := annotationSettings(in.Annotations, in.Settings)
+	ann, err := annotationOptions(in.Annotations, in.Settings)
 	if err != nil {
 		return nil, err
 	}
@@ -147,11 +149,11 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 // trust and syntax rules as Resolve and the rules of layers 3 and 4; the
 // caller must refuse when anything is Dropped, since nobody can drop it
 // from a file the runtime hands to CRIU as it is.
-func ResolveRuntimeFile(path string, s *Settings) (*Resolved, error) {
+func ResolveRuntimeFile(path string, s *Settings) (*Resolution, error) {
 	if s == nil {
 		return nil, fmt.Errorf("resolve: no settings given")
 	}
-	r := &Resolved{}
+	r := &Resolution{}
 	m := merger{res: r, settings: s, index: map[string]int{}}
 	if err := m.addFile(Layer{Path: path}, true); err != nil {
 		return nil, err
@@ -161,7 +163,7 @@ func ResolveRuntimeFile(path string, s *Settings) (*Resolved, error) {
 }
 
 type merger struct {
-	res      *Resolved
+	res      *Resolution
 	settings *Settings
 	index    map[string]int // option name -> position in res.Options
 }
@@ -183,14 +185,14 @@ func (m *merger) addFile(l Layer, rpcFile bool) error {
 		return err
 	}
 	for _, st := range stmts {
-		m.addFrom(Setting{Statement: st, Origin: Origin{File: l.Path, Line: st.Line}}, rpcFile)
+		m.addFrom(Option{Statement: st, Origin: Origin{File: l.Path, Line: st.Line}}, rpcFile)
 	}
 	return nil
 }
 
-func (m *merger) add(s Setting) { m.addFrom(s, false) }
+func (m *merger) add(s Option) { m.addFrom(s, false) }
 
-func (m *merger) addFrom(s Setting, rpcFile bool) {
+func (m *merger) addFrom(s Option, rpcFile bool) {
 	switch {
 	case s.Option.Owned && rpcFile && rpcFileKeeps[s.Option.Name]:
 		// Kept: see rpcFileKeeps.
@@ -225,25 +227,25 @@ func (m *merger) finish() {
 	m.res.Options = kept
 }
 
-// Get returns the effective setting of an option, if any layer set it.
-func (r *Resolved) Get(name string) (Setting, bool) {
+// Get returns the resolved option of that name, if any layer set it.
+func (r *Resolution) Get(name string) (Option, bool) {
 	opt, _, ok := criuopt.Lookup(name)
 	if !ok {
-		return Setting{}, false
+		return Option{}, false
 	}
 	for i := len(r.Options) - 1; i >= 0; i-- {
 		if r.Options[i].Option == opt {
 			return r.Options[i], true
 		}
 	}
-	return Setting{}, false
+	return Option{}, false
 }
 
-// annotationSettings turns io.crhook.criu.* annotations into settings. A
+// annotationOptions turns io.crhook.criu.* annotations into options. A
 // container's creator chooses them, so anything off the allow-list, or
 // unsafe whatever the list says, fails the operation instead of being
 // silently ignored: the user asked for it and must learn it did not apply.
-func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
+func annotationOptions(ann map[string]string, s *Settings) ([]Option, error) {
 	keys := make([]string, 0, len(ann))
 	for k := range ann {
 		if strings.HasPrefix(k, AnnotationPrefix) {
@@ -251,7 +253,7 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 		}
 	}
 	sort.Strings(keys)
-	var out []Setting
+	var out []Option
 	for _, key := range keys {
 		name, value := strings.TrimPrefix(key, AnnotationPrefix), ann[key]
 		shown := criuopt.Printable(key) // the creator chose the key: never echo its bytes raw
@@ -292,7 +294,7 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 		case err != nil:
 			return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
 		}
-		set := Setting{Statement: st, Origin: Origin{Annotation: key}}
+		set := Option{Statement: st, Origin: Origin{Annotation: key}}
 		out = append(out, set)
 	}
 	return out, nil

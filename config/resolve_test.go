@@ -36,7 +36,7 @@ func tree(t testing.TB, files map[string]string) Paths {
 
 // summary renders resolved options as "line@origin-basename:line", short
 // enough to compare in a table.
-func summary(r *Resolved) []string {
+func summary(r *Resolution) []string {
 	var out []string
 	for _, s := range r.Options {
 		o := s.Origin.Annotation

@@ -30,8 +30,8 @@ type Settings struct {
 	Files []string `toml:"-"`
 
 	// origin is where each key got its value: the last file that set it.
-	// Lines are found only when asked for (Where, errors): the runtime
-	// path loads settings on every call and rarely needs them.
+	// Lines are found only when asked for (Where, errors): crhook-runtime
+	// loads settings on every call and rarely needs them.
 	origin map[string]Loc
 	// data holds each file's content, by path, for finding those lines.
 	data map[string][]byte
@@ -84,8 +84,8 @@ func (s *Settings) errorAt(key string, err error, hint string) error {
 }
 
 // Fallback returns the built-in settings. They apply under every file, so
-// a plain `go build` binary behaves like the packaged one, and the runtime
-// path uses them when the files do not load.
+// a plain `go build` binary behaves like the packaged one, and
+// crhook-runtime uses them when the files do not load.
 func Fallback() *Settings {
 	s := &Settings{}
 	s.StateDir = "/run/crhook"

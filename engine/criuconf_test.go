@@ -66,10 +66,10 @@ func TestWriteConfRefusesSymlinkedTemp(t *testing.T) {
 func TestRenderExplainsOrigins(t *testing.T) {
 	opt, _, _ := criuopt.Lookup("tcp-established")
 	own, _, _ := criuopt.Lookup("log-file")
-	r := &config.Resolved{
+	r := &config.Resolution{
 		Layers:  []config.Layer{{Path: "/etc/criu/default.conf", Present: true}, {Path: "/etc/criu/runc.conf"}},
-		Options: []config.Setting{{Statement: criuopt.Statement{Option: opt}, Origin: config.Origin{File: "/etc/criu/default.conf", Line: 3}}},
-		Dropped: []config.Dropped{{Setting: config.Setting{Statement: criuopt.Statement{Option: own, Value: "/x", HasValue: true},
+		Options: []config.Option{{Statement: criuopt.Statement{Option: opt}, Origin: config.Origin{File: "/etc/criu/default.conf", Line: 3}}},
+		Dropped: []config.Dropped{{Option: config.Option{Statement: criuopt.Statement{Option: own, Value: "/x", HasValue: true},
 			Origin: config.Origin{File: "/etc/criu/default.conf", Line: 4}}, Reason: "owned"}},
 	}
 	got := string(Render("abc", r))

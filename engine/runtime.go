@@ -327,7 +327,7 @@ func (r *runner) workDir() string {
 // setLogFile records where CRIU logs when the runtime's file or the
 // container's (layers 3 and 4) kept a log-file: CRIU opens a relative
 // name in its work directory, so crhook reads it there.
-func (r *runner) setLogFile(res *config.Resolved) {
+func (r *runner) setLogFile(res *config.Resolution) {
 	s, ok := res.Get("log-file")
 	if !ok || !s.HasValue || s.Value == "-" {
 		r.logFile = ""

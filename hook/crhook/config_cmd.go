@@ -79,7 +79,7 @@ func resolveView(f showFlags) (*view, error) {
 			in.ContainerFile = ctr.CRIUFile // layer 4; a bypassing container's file is all CRIU reads
 		}
 	}
-	if v.Resolved, err = config.Resolve(p, in); err != nil {
+	if v.Resolution, err = config.Resolve(p, in); err != nil {
 		return nil, err
 	}
 	return v, nil

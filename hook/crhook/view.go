@@ -12,9 +12,9 @@ import (
 
 // view is what `crhook config show` prints.
 type view struct {
-	Runtime   string
-	Container *engine.Container
-	Resolved  *config.Resolved
+	Runtime    string
+	Container  *engine.Container
+	Resolution *config.Resolution
 }
 
 func (v *view) writeText(w io.Writer, origin bool) {
@@ -31,7 +31,7 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", shownLabel(c.ProcessLabel), shownLabel(c.MountLabel))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	for _, s := range v.Resolved.Options {
+	for _, s := range v.Resolution.Options {
 		if origin {
 			fmt.Fprintf(tw, "%s\t# %s\n", s.Text(), s.Origin)
 		} else {
@@ -39,7 +39,7 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		}
 	}
 	tw.Flush()
-	for _, d := range v.Resolved.Dropped {
+	for _, d := range v.Resolution.Dropped {
 		fmt.Fprintf(w, "# dropped: %s (%s): %s\n", d.Text(), d.Origin, d.Reason)
 	}
 }
@@ -86,7 +86,7 @@ type jsonOption struct {
 	Reason string     `json:"reason,omitempty"`
 }
 
-func toJSON(s config.Setting, reason string) jsonOption {
+func toJSON(s config.Option, reason string) jsonOption {
 	o := jsonOption{Name: s.Name(), Reason: reason,
 		Origin: jsonOrigin{File: s.Origin.File, Line: s.Origin.Line, Annotation: s.Origin.Annotation}}
 	if s.HasValue {
@@ -106,14 +106,14 @@ func (v *view) writeJSON(w io.Writer) error {
 		out.Container = &jsonContainer{ID: c.ID, Name: c.Name, Runtime: c.Runtime, Annotations: ann,
 			CRIUConfig: c.CRIUConfig, Bypass: c.Bypass, ProcessLabel: c.ProcessLabel, MountLabel: c.MountLabel}
 	}
-	for _, l := range v.Resolved.Layers {
+	for _, l := range v.Resolution.Layers {
 		out.Layers = append(out.Layers, jsonLayer{Path: l.Path, Present: l.Present})
 	}
-	for _, s := range v.Resolved.Options {
+	for _, s := range v.Resolution.Options {
 		out.Options = append(out.Options, toJSON(s, ""))
 	}
-	for _, d := range v.Resolved.Dropped {
-		out.Dropped = append(out.Dropped, toJSON(d.Setting, d.Reason))
+	for _, d := range v.Resolution.Dropped {
+		out.Dropped = append(out.Dropped, toJSON(d.Option, d.Reason))
 	}
 	return writeJSON(w, out)
 }
@@ -122,7 +122,7 @@ func (v *view) writeJSON(w io.Writer) error {
 // value(s), one per line, with the origin on stderr-free trailing comment.
 func (v *view) writeGet(w io.Writer, opt *criuopt.Option) error {
 	found := false
-	for _, s := range v.Resolved.Options {
+	for _, s := range v.Resolution.Options {
 		if s.Option != opt {
 			continue
 		}
