@@ -2,49 +2,17 @@ package config
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/crhook/crhook/config/safefile"
 )
 
-// Sentinel errors; detail is added with fmt.Errorf("%w: ...", ErrX) and
-// callers test with errors.Is.
+// Sentinel errors of the settings and the layers; those of the option
+// language (ErrSyntax, ErrUnknownOption, ErrInvalidValue) are criuopt's.
 var (
-	// ErrSyntax: a CRIU option file that CRIU itself would refuse.
-	ErrSyntax = errors.New("invalid CRIU configuration")
-	// ErrUnknownOption: a name that is not a CRIU 4.2 long option.
-	ErrUnknownOption = errors.New("unknown CRIU option")
-	// ErrInvalidValue: a value CRIU would misread or reject.
-	ErrInvalidValue = errors.New("invalid value")
 	// ErrSettings: a crhook.toml that does not decode.
 	ErrSettings = errors.New("invalid crhook settings")
 	// ErrDenied: an option a layer may not set (annotation allow-list).
 	ErrDenied = errors.New("option not allowed")
 	// ErrUnsafeFile: a config file with an owner or mode root must not trust.
-	ErrUnsafeFile = errors.New("unsafe config file")
+	ErrUnsafeFile = safefile.ErrUnsafe
 )
-
-// FileError locates a problem in a file. Its message is what users read:
-// "FILE:LINE:COL: what is wrong (hint)".
-type FileError struct {
-	File string
-	Line int // 1-based; 0 when the problem is the file as a whole
-	Col  int // 1-based byte column; 0 when unknown
-	Err  error
-	Hint string // what to do about it, if there is something better than "fix the line"
-}
-
-func (e *FileError) Error() string {
-	loc := Printable(e.File)
-	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", loc, e.Line)
-		if e.Col > 0 {
-			loc = fmt.Sprintf("%s:%d", loc, e.Col)
-		}
-	}
-	msg := loc + ": " + e.Err.Error()
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
-	return msg
-}
-
-func (e *FileError) Unwrap() error { return e.Err }

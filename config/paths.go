@@ -12,7 +12,7 @@ import (
 type Paths struct {
 	// CRIUDir holds default.conf and the runtime's file (runc.conf, crun.conf).
 	CRIUDir string
-	// UserCRIU is ~/.criu/default.conf of the user the runtime runs as;
+	// UserCRIU is ~/.criu/default.conf of the user crhook-runtime runs as;
 	// empty when that user has no home.
 	UserCRIU string
 	// Settings files, lowest precedence first: the shipped defaults, the

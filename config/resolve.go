@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // AnnotationPrefix starts the per-container option annotations:
@@ -25,19 +27,21 @@ func (o Origin) String() string {
 	return fmt.Sprintf("%s:%d", o.File, o.Line)
 }
 
-// Setting is one resolved option: the statement that won, and where it
-// came from (a file line, or an annotation).
-type Setting struct {
-	Statement
+// Option is one CRIU option as resolved for a container: the statement
+// that won, and where it came from (a file line, or an annotation). Its
+// Option field (from criuopt.Statement) is the catalog's description.
+// Not to be confused with Settings, crhook's own crhook.toml.
+type Option struct {
+	criuopt.Statement
 	Origin Origin
 }
 
-// Text renders the setting as one CRIU config line.
-func (s Setting) Text() string { return Format(s.Statement) }
+// Text renders the option as one CRIU config line.
+func (s Option) Text() string { return criuopt.Format(s.Statement) }
 
-// Dropped is a setting that is kept off the container path, and why.
+// Dropped is an option that is kept off the container path, and why.
 type Dropped struct {
-	Setting
+	Option
 	Reason string
 }
 
@@ -63,9 +67,9 @@ const ContainerFileAnnotation = "org.criu.config"
 // dumps) and is dropped in every layer.
 var rpcFileKeeps = map[string]bool{"log-file": true}
 
-// Resolved is the option set CRIU gets for one container.
-type Resolved struct {
-	Options []Setting
+// Resolution is the option set CRIU gets for one container.
+type Resolution struct {
+	Options []Option
 	Dropped []Dropped
 	Layers  []Layer
 }
@@ -110,11 +114,11 @@ func (p Paths) CRIUFiles(runtime string) []string {
 // Resolve merges the layers for one container following CRIU's rules: a
 // later layer wins per option, "no-" forms switch an option off, repeatable
 // options accumulate, and options the runtime owns are dropped.
-func Resolve(p Paths, in Input) (*Resolved, error) {
+func Resolve(p Paths, in Input) (*Resolution, error) {
 	if in.Settings == nil {
 		return nil, fmt.Errorf("resolve: no settings given")
 	}
-	r := &Resolved{}
+	r := &Resolution{}
 	m := merger{res: r, settings: in.Settings, index: map[string]int{}}
 	files := p.CRIUFiles(in.Runtime)
 	for i, f := range files {
@@ -128,7 +132,7 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 			return nil, err
 		}
 	}
-	ann, err := annotationSettings(in.Annotations, in.Settings)
+	ann, err := annotationOptions(in.Annotations, in.Settings)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +149,11 @@ func Resolve(p Paths, in Input) (*Resolved, error) {
 // trust and syntax rules as Resolve and the rules of layers 3 and 4; the
 // caller must refuse when anything is Dropped, since nobody can drop it
 // from a file the runtime hands to CRIU as it is.
-func ResolveRuntimeFile(path string, s *Settings) (*Resolved, error) {
+func ResolveRuntimeFile(path string, s *Settings) (*Resolution, error) {
 	if s == nil {
 		return nil, fmt.Errorf("resolve: no settings given")
 	}
-	r := &Resolved{}
+	r := &Resolution{}
 	m := merger{res: r, settings: s, index: map[string]int{}}
 	if err := m.addFile(Layer{Path: path}, true); err != nil {
 		return nil, err
@@ -159,7 +163,7 @@ func ResolveRuntimeFile(path string, s *Settings) (*Resolved, error) {
 }
 
 type merger struct {
-	res      *Resolved
+	res      *Resolution
 	settings *Settings
 	index    map[string]int // option name -> position in res.Options
 }
@@ -176,19 +180,19 @@ func (m *merger) addFile(l Layer, rpcFile bool) error {
 	if !found {
 		return nil
 	}
-	stmts, err := Parse(l.Path, data)
+	stmts, err := criuopt.Parse(l.Path, data)
 	if err != nil {
 		return err
 	}
 	for _, st := range stmts {
-		m.addFrom(Setting{Statement: st, Origin: Origin{File: l.Path, Line: st.Line}}, rpcFile)
+		m.addFrom(Option{Statement: st, Origin: Origin{File: l.Path, Line: st.Line}}, rpcFile)
 	}
 	return nil
 }
 
-func (m *merger) add(s Setting) { m.addFrom(s, false) }
+func (m *merger) add(s Option) { m.addFrom(s, false) }
 
-func (m *merger) addFrom(s Setting, rpcFile bool) {
+func (m *merger) addFrom(s Option, rpcFile bool) {
 	switch {
 	case s.Option.Owned && rpcFile && rpcFileKeeps[s.Option.Name]:
 		// Kept: see rpcFileKeeps.
@@ -223,25 +227,25 @@ func (m *merger) finish() {
 	m.res.Options = kept
 }
 
-// Get returns the effective setting of an option, if any layer set it.
-func (r *Resolved) Get(name string) (Setting, bool) {
-	opt, _, ok := Lookup(name)
+// Get returns the resolved option of that name, if any layer set it.
+func (r *Resolution) Get(name string) (Option, bool) {
+	opt, _, ok := criuopt.Lookup(name)
 	if !ok {
-		return Setting{}, false
+		return Option{}, false
 	}
 	for i := len(r.Options) - 1; i >= 0; i-- {
 		if r.Options[i].Option == opt {
 			return r.Options[i], true
 		}
 	}
-	return Setting{}, false
+	return Option{}, false
 }
 
-// annotationSettings turns io.crhook.criu.* annotations into settings. A
+// annotationOptions turns io.crhook.criu.* annotations into options. A
 // container's creator chooses them, so anything off the allow-list, or
 // unsafe whatever the list says, fails the operation instead of being
 // silently ignored: the user asked for it and must learn it did not apply.
-func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
+func annotationOptions(ann map[string]string, s *Settings) ([]Option, error) {
 	keys := make([]string, 0, len(ann))
 	for k := range ann {
 		if strings.HasPrefix(k, AnnotationPrefix) {
@@ -249,19 +253,19 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 		}
 	}
 	sort.Strings(keys)
-	var out []Setting
+	var out []Option
 	for _, key := range keys {
 		name, value := strings.TrimPrefix(key, AnnotationPrefix), ann[key]
-		shown := Printable(key) // the creator chose the key: never echo its bytes raw
-		opt, negated, ok := Lookup(name)
+		shown := criuopt.Printable(key) // the creator chose the key: never echo its bytes raw
+		opt, negated, ok := criuopt.Lookup(name)
 		if ok && negated {
 			// io.crhook.criu.no-X: the no- form is a file's way of saying it;
 			// an annotation says it with a value.
 			return nil, fmt.Errorf("annotation %s: %w: annotations take no no- form; write %s%s=false",
-				shown, ErrUnknownOption, AnnotationPrefix, opt.Name)
+				shown, criuopt.ErrUnknownOption, AnnotationPrefix, opt.Name)
 		}
 		if !ok {
-			return nil, fmt.Errorf("annotation %s: %w: %s%s", shown, ErrUnknownOption, strconv.Quote(name), didYouMean(name))
+			return nil, fmt.Errorf("annotation %s: %w: %s%s", shown, criuopt.ErrUnknownOption, strconv.Quote(name), criuopt.DidYouMean(name))
 		}
 		if opt.Unsafe || opt.Owned {
 			return nil, fmt.Errorf("annotation %s: %w: it names paths, code or runtime state, so containers may never set it; set it in /etc/criu/default.conf instead, or remove the annotation",
@@ -273,33 +277,25 @@ func annotationSettings(ann map[string]string, s *Settings) ([]Setting, error) {
 			return nil, fmt.Errorf("annotation %s: %w: not on annotations.allow in crhook.toml; remove the annotation, set %s in /etc/criu/default.conf for all containers, or add %q to annotations.allow in /etc/crhook/crhook.toml (needed to restore a container checkpointed with it)",
 				shown, ErrDenied, opt.Name, opt.Name)
 		}
-		set := Setting{Statement: Statement{Option: opt}, Origin: Origin{Annotation: key}}
+		// An annotation says a switch with true or false; criuopt.Check
+		// decides the rest, as it does for the editor.
+		negated, v := false, value
 		switch {
-		case opt.Arg != RequiredArg && value == "true":
-			// A switch, or an optional-value option used as one (ext-unix-sk).
-		case opt.Arg == NoArg && value == "false" && opt.Negatable:
-			set.Negated = true
-		case opt.Arg == NoArg:
-			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", shown, value, ErrInvalidValue,
-				map[bool]string{true: " or false", false: ""}[opt.Negatable])
-		default:
-			if err := ValidateValue(opt, value); err != nil {
-				return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
-			}
-			set.Value, set.HasValue = value, true
+		case opt.Arg != criuopt.RequiredArg && value == "true":
+			v = "" // a switch, or an optional-value option used as one (ext-unix-sk)
+		case opt.Arg == criuopt.NoArg && value == "false" && opt.Negatable:
+			negated, v = true, ""
 		}
+		st, err := criuopt.Check(opt, negated, v)
+		switch {
+		case err != nil && opt.Arg == criuopt.NoArg:
+			return nil, fmt.Errorf("annotation %s=%q: %w: use true%s", shown, value, criuopt.ErrInvalidValue,
+				map[bool]string{true: " or false", false: ""}[opt.Negatable])
+		case err != nil:
+			return nil, fmt.Errorf("annotation %s=%q: %w", shown, value, err)
+		}
+		set := Option{Statement: st, Origin: Origin{Annotation: key}}
 		out = append(out, set)
 	}
 	return out, nil
-}
-
-// CheckFile parses one CRIU file with the loader's ownership rules. It
-// returns the number of options, or -1 when the file does not exist.
-func CheckFile(path string) (int, error) {
-	data, found, err := readTrusted(path)
-	if err != nil || !found {
-		return -1, err
-	}
-	stmts, err := Parse(path, data)
-	return len(stmts), err
 }

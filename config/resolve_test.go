@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // tree builds a whole config tree under a temp dir and returns its Paths.
@@ -34,7 +36,7 @@ func tree(t testing.TB, files map[string]string) Paths {
 
 // summary renders resolved options as "line@origin-basename:line", short
 // enough to compare in a table.
-func summary(r *Resolved) []string {
+func summary(r *Resolution) []string {
 	var out []string
 	for _, s := range r.Options {
 		o := s.Origin.Annotation
@@ -114,24 +116,24 @@ func TestResolve(t *testing.T) {
 		{
 			name:    "unknown annotation option",
 			ann:     map[string]string{"io.crhook.criu.tcp-establish": "true"},
-			wantErr: ErrUnknownOption,
+			wantErr: criuopt.ErrUnknownOption,
 		},
 		{
 			name:    "bad boolean annotation",
 			ann:     map[string]string{"io.crhook.criu.tcp-established": "yes"},
-			wantErr: ErrInvalidValue,
+			wantErr: criuopt.ErrInvalidValue,
 		},
 		{
 			name:    "a key with escape bytes is quoted, never echoed raw",
 			ann:     map[string]string{"io.crhook.criu.tcp\x1b[2J": "true"},
-			wantErr: ErrUnknownOption,
+			wantErr: criuopt.ErrUnknownOption,
 			wantMsg: `"io.crhook.criu.tcp\x1b[2J"`,
 			denyMsg: "\x1b[2J",
 		},
 		{
 			name:    "a no- annotation is told to use =false, not its own name",
 			ann:     map[string]string{"io.crhook.criu.no-tcp-established": "true"},
-			wantErr: ErrUnknownOption,
+			wantErr: criuopt.ErrUnknownOption,
 			wantMsg: "io.crhook.criu.tcp-established=false",
 			denyMsg: "did you mean no-tcp-established",
 		},
@@ -157,7 +159,7 @@ func TestResolve(t *testing.T) {
 		{
 			name:    "a layer that does not parse fails with its name",
 			files:   map[string]string{"etc/criu/runc.conf": "tcp-established \"open\n"},
-			wantErr: ErrSyntax,
+			wantErr: criuopt.ErrSyntax,
 		},
 	}
 	for _, tc := range tests {

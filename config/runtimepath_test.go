@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // TestLoadRuntimePath: runtime.path is found whenever the files that could
@@ -82,7 +84,7 @@ func TestSettingsErrorNamesOneFile(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
-	var fe *FileError
+	var fe *criuopt.FileError
 	if !errors.As(err, &fe) || !errors.Is(err, ErrSettings) {
 		t.Fatalf("err %v: want a *FileError wrapping ErrSettings", err)
 	}

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/crhook/crhook/config/criuopt"
+	"github.com/crhook/crhook/config/safefile"
 )
 
 // Settings are crhook's own settings (crhook.toml(5)).
@@ -31,8 +30,8 @@ type Settings struct {
 	Files []string `toml:"-"`
 
 	// origin is where each key got its value: the last file that set it.
-	// Lines are found only when asked for (Where, errors): the runtime
-	// path loads settings on every call and rarely needs them.
+	// Lines are found only when asked for (Where, errors): crhook-runtime
+	// loads settings on every call and rarely needs them.
 	origin map[string]Loc
 	// data holds each file's content, by path, for finding those lines.
 	data map[string][]byte
@@ -49,9 +48,9 @@ func (l Loc) String() string {
 	case l.File == "":
 		return "built-in default"
 	case l.Line == 0:
-		return Printable(l.File)
+		return criuopt.Printable(l.File)
 	}
-	return fmt.Sprintf("%s:%d", Printable(l.File), l.Line)
+	return fmt.Sprintf("%s:%d", criuopt.Printable(l.File), l.Line)
 }
 
 // settingKeys are the keys crhook.toml(5) documents, as TOML key paths.
@@ -81,12 +80,12 @@ func (s *Settings) errorAt(key string, err error, hint string) error {
 	if l.File == "" {
 		return fmt.Errorf("%w (built-in default)", err)
 	}
-	return &FileError{File: l.File, Line: l.Line, Err: err, Hint: hint}
+	return &criuopt.FileError{File: l.File, Line: l.Line, Err: err, Hint: hint}
 }
 
 // Fallback returns the built-in settings. They apply under every file, so
-// a plain `go build` binary behaves like the packaged one, and the runtime
-// path uses them when the files do not load.
+// a plain `go build` binary behaves like the packaged one, and
+// crhook-runtime uses them when the files do not load.
 func Fallback() *Settings {
 	s := &Settings{}
 	s.StateDir = "/run/crhook"
@@ -101,17 +100,10 @@ func Fallback() *Settings {
 func (p Paths) SettingsFiles() ([]string, error) {
 	files := []string{p.SettingsDefault, p.SettingsSystem}
 	if p.SettingsDropIn != "" {
-		entries, err := readDirNonBlock(p.SettingsDropIn)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		names, err := safefile.DropIns(p.SettingsDropIn, ".toml")
+		if err != nil {
 			return nil, fmt.Errorf("read drop-in directory %q: %w", p.SettingsDropIn, err)
 		}
-		var names []string
-		for _, e := range entries {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".toml") {
-				names = append(names, e.Name())
-			}
-		}
-		sort.Strings(names)
 		for _, n := range names {
 			files = append(files, filepath.Join(p.SettingsDropIn, n))
 		}
@@ -120,20 +112,6 @@ func (p Paths) SettingsFiles() ([]string, error) {
 		files = append(files, p.SettingsEnv)
 	}
 	return files, nil
-}
-
-// readDirNonBlock is os.ReadDir, but a FIFO or device in the directory's
-// place is refused instead of hanging the open (O_DIRECTORY|O_NONBLOCK).
-func readDirNonBlock(dir string) ([]fs.DirEntry, error) {
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), dir)
-	defer f.Close()
-	entries, err := f.ReadDir(-1)
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	return entries, err
 }
 
 // LoadSettings reads every settings file in order; later files win key by
@@ -154,7 +132,7 @@ func LoadSettings(p Paths) (*Settings, error) {
 		}
 		if !found {
 			if f == p.SettingsEnv {
-				return nil, &FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
+				return nil, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
 					Hint: "create it or unset " + EnvConfig}
 			}
 			continue
@@ -187,7 +165,7 @@ func decodeSettings(file string, data []byte, s any) (toml.MetaData, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]
-		return md, &FileError{File: file, Line: keyLine(data, key), Err: fmt.Errorf("%w: unknown key %q", ErrSettings, key.String()),
+		return md, &criuopt.FileError{File: file, Line: keyLine(data, key), Err: fmt.Errorf("%w: unknown key %q", ErrSettings, key.String()),
 			Hint: "known keys: state_dir, runtime.path, criu.deny, annotations.allow"}
 	}
 	return md, nil
@@ -196,11 +174,11 @@ func decodeSettings(file string, data []byte, s any) (toml.MetaData, error) {
 func tomlError(file string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
+		return &criuopt.FileError{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
 			Err: fmt.Errorf("%w: %s", ErrSettings, pe.Message)}
 	}
 	// Type mismatches come without a position; the message has the line.
-	return &FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
+	return &criuopt.FileError{File: file, Err: fmt.Errorf("%w: %w", ErrSettings, err)}
 }
 
 // LoadRuntimePath finds runtime.path alone, for when LoadSettings fails:
@@ -251,7 +229,7 @@ func lastSet(p Paths, key toml.Key, def string, check func(string) (string, stri
 		}
 		if !found {
 			if f == p.SettingsEnv {
-				return "", Loc{}, &FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
+				return "", Loc{}, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
 					Hint: "create it or unset " + EnvConfig}
 			}
 			continue
@@ -268,7 +246,7 @@ func lastSet(p Paths, key toml.Key, def string, check func(string) (string, stri
 			m, ok := val.(map[string]any)
 			if !ok {
 				prefix := key[:j]
-				return "", Loc{}, &FileError{File: f, Line: keyLine(data, prefix),
+				return "", Loc{}, &criuopt.FileError{File: f, Line: keyLine(data, prefix),
 					Err: fmt.Errorf("%w: %s must be a table ([%s]) holding %s", ErrSettings, prefix.String(), prefix.String(), key.String())}
 			}
 			if val, ok = m[k]; !ok {
@@ -281,10 +259,10 @@ func lastSet(p Paths, key toml.Key, def string, check func(string) (string, stri
 		at := Loc{File: f, Line: keyLine(data, key)}
 		str, ok := val.(string)
 		if !ok {
-			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s is not a string", ErrSettings, key.String())}
+			return "", at, &criuopt.FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s is not a string", ErrSettings, key.String())}
 		}
 		if why, fix := check(str); why != "" {
-			return "", at, &FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s", ErrSettings, why), Hint: fix}
+			return "", at, &criuopt.FileError{File: f, Line: at.Line, Err: fmt.Errorf("%w: %s", ErrSettings, why), Hint: fix}
 		}
 		return str, at, nil
 	}
@@ -333,8 +311,8 @@ func (s *Settings) validate() error {
 		list []string
 	}{{"criu.deny", s.CRIU.Deny}, {"annotations.allow", s.Annotations.Allow}} {
 		for _, name := range l.list {
-			if _, _, ok := Lookup(name); !ok {
-				return s.errorAt(l.key, fmt.Errorf("%w: %s: %q is not a CRIU option%s", ErrSettings, l.key, name, didYouMean(name)), "")
+			if _, _, ok := criuopt.Lookup(name); !ok {
+				return s.errorAt(l.key, fmt.Errorf("%w: %s: %q is not a CRIU option%s", ErrSettings, l.key, name, criuopt.DidYouMean(name)), "")
 			}
 		}
 	}
@@ -359,11 +337,4 @@ func (s *Settings) Denies(name string) bool {
 		}
 	}
 	return false
-}
-
-func didYouMean(name string) string {
-	if s := Suggest(name); s != "" {
-		return "; did you mean " + s + "?"
-	}
-	return ""
 }

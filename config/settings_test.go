@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 func TestSettingsLoadOrder(t *testing.T) {
@@ -77,9 +79,24 @@ func TestShippedSettingsDecode(t *testing.T) {
 		t.Fatalf("shipped crhook.toml: %v", err)
 	}
 	for _, name := range s.Annotations.Allow {
-		opt, _, _ := Lookup(name)
+		opt, _, _ := criuopt.Lookup(name)
 		if opt.Unsafe || opt.Owned {
 			t.Errorf("shipped allow-list has %s, which containers may never set", name)
 		}
+	}
+}
+
+// TestMessagesQuoteControlBytes: a file name with an escape sequence is
+// never echoed raw, whichever message names it.
+func TestMessagesQuoteControlBytes(t *testing.T) {
+	const evil = "crhook.d/50-\x1b]0;pwned\x07.toml"
+	p := tree(t, map[string]string{"etc/crhook/" + evil: "bogus = 1\n"})
+	_, err := LoadSettings(p)
+	if err == nil || strings.ContainsAny(err.Error(), "\x1b\x07") || !strings.Contains(err.Error(), `\x1b]0;pwned\a`) {
+		t.Errorf("LoadSettings error shows raw control bytes or hides the name: %q", err)
+	}
+	_, _, err = LoadRuntimePath(p)
+	if err != nil {
+		t.Fatalf("LoadRuntimePath: %v", err)
 	}
 }

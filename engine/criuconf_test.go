@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 func TestConfPathRejectsEscapes(t *testing.T) {
@@ -63,12 +64,12 @@ func TestWriteConfRefusesSymlinkedTemp(t *testing.T) {
 }
 
 func TestRenderExplainsOrigins(t *testing.T) {
-	opt, _, _ := config.Lookup("tcp-established")
-	own, _, _ := config.Lookup("log-file")
-	r := &config.Resolved{
+	opt, _, _ := criuopt.Lookup("tcp-established")
+	own, _, _ := criuopt.Lookup("log-file")
+	r := &config.Resolution{
 		Layers:  []config.Layer{{Path: "/etc/criu/default.conf", Present: true}, {Path: "/etc/criu/runc.conf"}},
-		Options: []config.Setting{{Statement: config.Statement{Option: opt}, Origin: config.Origin{File: "/etc/criu/default.conf", Line: 3}}},
-		Dropped: []config.Dropped{{Setting: config.Setting{Statement: config.Statement{Option: own, Value: "/x", HasValue: true},
+		Options: []config.Option{{Statement: criuopt.Statement{Option: opt}, Origin: config.Origin{File: "/etc/criu/default.conf", Line: 3}}},
+		Dropped: []config.Dropped{{Option: config.Option{Statement: criuopt.Statement{Option: own, Value: "/x", HasValue: true},
 			Origin: config.Origin{File: "/etc/criu/default.conf", Line: 4}}, Reason: "owned"}},
 	}
 	got := string(Render("abc", r))
@@ -79,7 +80,7 @@ func TestRenderExplainsOrigins(t *testing.T) {
 		}
 	}
 	// What crhook writes, CRIU's parser must take back unchanged.
-	stmts, err := config.Parse("criu.conf", []byte(got))
+	stmts, err := criuopt.Parse("criu.conf", []byte(got))
 	if err != nil || len(stmts) != 1 || stmts[0].Name() != "tcp-established" {
 		t.Fatalf("reparse of rendered file: %v %v", stmts, err)
 	}

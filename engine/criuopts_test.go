@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/criuopt"
 	"github.com/crhook/crhook/engine/migrate"
 )
 
@@ -111,7 +111,7 @@ func TestCriuOptsConfLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sts, err := config.Parse("criu.conf", []byte(strings.Join(lines, "\n")+"\n"))
+	sts, err := criuopt.Parse("criu.conf", []byte(strings.Join(lines, "\n")+"\n"))
 	if err != nil {
 		t.Fatalf("CRIU would reject the TLS lines: %v\n%s", err, strings.Join(lines, "\n"))
 	}
@@ -133,7 +133,7 @@ func TestCriuOptsConfLines(t *testing.T) {
 		}
 	}
 	// The parser would indeed have mis-read a quoted path with a space.
-	if _, err := config.Parse("criu.conf", []byte("tls-cacert \"/run/crhook/m 1/ca.pem\"\n")); err == nil {
+	if _, err := criuopt.Parse("criu.conf", []byte("tls-cacert \"/run/crhook/m 1/ca.pem\"\n")); err == nil {
 		t.Log("CRIU's parser now reads quoted paths with spaces; tlsErrs could allow them")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/criuopt"
 	"github.com/crhook/crhook/engine/diagnose"
 )
 
@@ -36,7 +37,7 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "crhook: %v\n", serr)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "crhook: %s refused: runtime.path is undetermined, so crhook cannot tell which runtime to run: %v\n", config.Printable(inv.cmd), err)
+			fmt.Fprintf(stderr, "crhook: %s refused: runtime.path is undetermined, so crhook cannot tell which runtime to run: %v\n", criuopt.Printable(inv.cmd), err)
 			return 127
 		}
 		settings = config.Fallback()
@@ -326,7 +327,7 @@ func (r *runner) workDir() string {
 // setLogFile records where CRIU logs when the runtime's file or the
 // container's (layers 3 and 4) kept a log-file: CRIU opens a relative
 // name in its work directory, so crhook reads it there.
-func (r *runner) setLogFile(res *config.Resolved) {
+func (r *runner) setLogFile(res *config.Resolution) {
 	s, ok := res.Get("log-file")
 	if !ok || !s.HasValue || s.Value == "-" {
 		r.logFile = ""

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crhook/crhook/config"
 )
 
@@ -140,10 +142,14 @@ func TestRestoreFailsClosed(t *testing.T) {
 	}{
 		{
 			name: "bundle cannot be rewritten",
-			setup: func(f *fake, bundle, _ string) {
-				// A temp file crhook cannot clear stands in for a read-only
-				// bundle, ENOSPC or EDQUOT: the rewrite fails, also as root.
-				f.write("bundle/.config.json.tmp"+strconv.Itoa(os.Getpid())+"/x", "")
+			setup: func(_ *fake, _, _ string) {
+				// A read-only bundle, ENOSPC or EDQUOT: the rewrite fails,
+				// also as root.
+				saved := atomicWrite
+				t.Cleanup(func() { atomicWrite = saved })
+				atomicWrite = func(path string, _ []byte, _ os.FileMode) error {
+					return &os.PathError{Op: "write", Path: path, Err: unix.EROFS}
+				}
 			},
 			want: "make the bundle writable",
 		},

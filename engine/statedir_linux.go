@@ -4,19 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/safefile"
 )
 
 // The state directory is a trust boundary: runc hands CRIU the criu.conf
 // crhook writes there, and CRIU runs its action-script as root. So the
 // path is walked one component at a time with openat(O_NOFOLLOW), every
-// directory is checked with config.Untrusted (root-owned, not writable by
+// directory is checked with safefile.Problem (root-owned, not writable by
 // group or others), and criu.conf is written relative to the verified
 // directory's descriptor. Nothing another user could swap is followed.
 //
@@ -32,12 +31,9 @@ var ErrUnsafeStateDir = errors.New("unsafe crhook state directory")
 const maxLinks = 40
 
 // dirFD is an open directory whose path was verified on the way down.
-type dirFD struct {
-	fd   int
-	path string
-}
+type dirFD struct{ safefile.Dir }
 
-func (d dirFD) close() { _ = unix.Close(d.fd) }
+func (d dirFD) close() { _ = d.Close() }
 
 // openStateDir opens stateDir/sub... for writing into, creating missing
 // directories with mode 0700 when create is set (those from state_dir down
@@ -67,7 +63,7 @@ func openStateDir(stateDir string, create bool, sub ...string) (dirFD, error) {
 // openAncestors opens the directory at the absolute path p, following
 // only links that sit in a verified directory.
 func openAncestors(p string, create bool) (dirFD, error) {
-	root, err := openVerified(unix.AT_FDCWD, "/", "/", true)
+	root, err := openVerified(dirFD{safefile.Dir{FD: unix.AT_FDCWD}}, "/", "/", true)
 	if err != nil {
 		return dirFD{}, err
 	}
@@ -93,11 +89,11 @@ func openAncestors(p string, create bool) (dirFD, error) {
 			}
 			continue
 		}
-		path := filepath.Join(cur.path, name)
-		next, err := openVerified(cur.fd, name, path, true)
+		path := filepath.Join(cur.Path, name)
+		next, err := openVerified(cur, name, path, true)
 		switch {
 		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
-			target, lerr := readLink(cur.fd, name)
+			target, lerr := cur.ReadLink(name)
 			if lerr != nil {
 				return dirFD{}, fmt.Errorf("%w: %q is not a directory", ErrUnsafeStateDir, path)
 			}
@@ -113,10 +109,10 @@ func openAncestors(p string, create bool) (dirFD, error) {
 			queue = append(strings.Split(target, "/"), queue...)
 			continue
 		case errors.Is(err, fs.ErrNotExist) && create:
-			if err := mkdirLabelled(cur.fd, name, path, ""); err != nil {
+			if err := mkdirLabelled(cur.FD, name, path, ""); err != nil {
 				return dirFD{}, err
 			}
-			next, err = openVerified(cur.fd, name, path, true)
+			next, err = openVerified(cur, name, path, true)
 		}
 		if err != nil {
 			return dirFD{}, err
@@ -132,16 +128,16 @@ func openAncestors(p string, create bool) (dirFD, error) {
 // link, root-owned, not writable by others. tighten makes it mode 0700:
 // containers/ and containers/ID are crhook's own; state_dir may be shared.
 func openStrict(d dirFD, name string, create, tighten bool) (dirFD, error) {
-	path := filepath.Join(d.path, name)
-	next, err := openVerified(d.fd, name, path, false)
+	path := filepath.Join(d.Path, name)
+	next, err := openVerified(d, name, path, false)
 	if errors.Is(err, fs.ErrNotExist) && create {
-		if err := mkdirLabelled(d.fd, name, path, stateLabel); err != nil {
+		if err := mkdirLabelled(d.FD, name, path, stateLabel); err != nil {
 			return dirFD{}, err
 		}
-		next, err = openVerified(d.fd, name, path, false)
+		next, err = openVerified(d, name, path, false)
 	}
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		if target, lerr := readLink(d.fd, name); lerr == nil {
+		if target, lerr := d.ReadLink(name); lerr == nil {
 			return dirFD{}, fmt.Errorf("%w: %q is a symbolic link (to %q); crhook does not follow links in its state directory, "+
 				"where they would redirect root's writes (remove the link: rm %q, crhook recreates the directory; or set state_dir in crhook.toml to a real directory)",
 				ErrUnsafeStateDir, path, target, path)
@@ -155,43 +151,31 @@ func openStrict(d dirFD, name string, create, tighten bool) (dirFD, error) {
 	if !tighten {
 		return next, nil
 	}
-	if err := unix.Fchmod(next.fd, 0o700); err != nil {
+	if err := unix.Fchmod(next.FD, 0o700); err != nil {
 		next.close()
 		return dirFD{}, fmt.Errorf("secure state directory %q: %w", path, err)
 	}
 	return next, nil
 }
 
-// openVerified opens name in dirfd without following a link and checks the
+// openVerified opens name in d without following a link and checks the
 // directory it got. ancestor allows a root-owned sticky directory (/tmp).
-func openVerified(dirfd int, name, path string, ancestor bool) (dirFD, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// path names it for messages: the root "/" is opened in no directory.
+func openVerified(d dirFD, name, path string, ancestor bool) (dirFD, error) {
+	next, st, err := d.OpenNoFollow(name)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, fs.ErrNotExist) {
 			return dirFD{}, err
 		}
-		return dirFD{}, fmt.Errorf("open state directory %q: %w", path, err)
+		return dirFD{}, err // names the directory
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		_ = unix.Close(fd)
-		return dirFD{}, fmt.Errorf("stat state directory %q: %w", path, err)
-	}
-	if why, fix := config.TrustProblem(path, st.Uid, st.Mode&0o7777, ancestor); why != "" {
-		_ = unix.Close(fd)
+	next.Path = path
+	if why, fix := safefile.Problem(path, st.Uid, st.Mode&0o7777, ancestor); why != "" {
+		_ = next.Close()
 		return dirFD{}, fmt.Errorf("%w: %q is %s, so another user could change root's CRIU config there (run: %s)",
 			ErrUnsafeStateDir, path, why, fix)
 	}
-	return dirFD{fd: fd, path: path}, nil
-}
-
-func readLink(dirfd int, name string) (string, error) {
-	buf := make([]byte, 4096)
-	n, err := unix.Readlinkat(dirfd, name, buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
+	return dirFD{next}, nil
 }
 
 // mkdirLabelled makes name in dirfd, mode 0700, with label ("" for the
@@ -204,78 +188,14 @@ func mkdirLabelled(dirfd int, name, path, label string) error {
 	return nil
 }
 
-// writeFileAt replaces name in d with data: a temp file created relative to
-// the directory's descriptor (O_EXCL|O_NOFOLLOW), fsync, renameat.
-func writeFileAt(d dirFD, name string, data []byte, perm uint32) (err error) {
-	tmp := "." + name + ".tmp" + fmt.Sprint(os.Getpid())
-	open := func() (int, error) {
-		return unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-	}
-	var fd int
-	err = withCreateLabel(stateLabel, func() error { fd, err = open(); return err })
-	if errors.Is(err, fs.ErrExist) {
-		// A crashed earlier run with our pid; it is ours to replace.
-		if rmErr := unix.Unlinkat(d.fd, tmp, 0); rmErr == nil {
-			err = withCreateLabel(stateLabel, func() error { fd, err = open(); return err })
-		}
-	}
-	tmpPath := filepath.Join(d.path, tmp)
-	if err != nil {
-		return fmt.Errorf("create %q: %w", tmpPath, err)
-	}
-	f := os.NewFile(uintptr(fd), tmpPath)
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, f.Close(), unix.Unlinkat(d.fd, tmp, 0))
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %q: %w", tmpPath, err)
-	}
-	if err = f.Chmod(os.FileMode(perm)); err != nil {
-		return fmt.Errorf("chmod %q: %w", tmpPath, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", tmpPath, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %q: %w", tmpPath, err)
-	}
-	if err = unix.Renameat(d.fd, tmp, d.fd, name); err != nil {
-		return fmt.Errorf("replace %q: %w", filepath.Join(d.path, name), err)
-	}
-	return nil
+// writeFileAt replaces name in d with data through safefile's one atomic
+// writer, the temporary file created relative to the verified directory's
+// descriptor and labelled as the state directory.
+func writeFileAt(d dirFD, name string, data []byte, perm uint32) error {
+	return d.Replace(name, data, safefile.Replace{Perm: perm, UID: -1, GID: -1,
+		Create: func(create func() error) error { return withCreateLabel(stateLabel, create) }})
 }
 
 // removeAt removes name from d and, if it is a directory, everything in
 // it, without following any link: a link is removed, never its target.
-func removeAt(d dirFD, name string) error {
-	path := filepath.Join(d.path, name)
-	err := unix.Unlinkat(d.fd, name, 0)
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("remove %q: %w", path, err)
-	}
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %q: %w", path, err)
-	}
-	sub := dirFD{fd: fd, path: path}
-	f := os.NewFile(uintptr(fd), path)
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("list %q: %w", path, err)
-	}
-	var errs []error
-	for _, n := range names {
-		errs = append(errs, removeAt(sub, n))
-	}
-	f.Close()
-	if err := unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("remove %q: %w", path, err))
-	}
-	return errors.Join(errs...)
-}
+func removeAt(d dirFD, name string) error { return d.RemoveAll(name) }

@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/crhook/crhook/config/safefile"
 )
 
 // Operations, as CRIU names them.
@@ -98,40 +97,20 @@ type Context struct {
 // type checked on the descriptor, so a FIFO cannot hang crhook and a
 // device (/dev/zero) cannot keep it reading forever.
 func Explain(logPath string, ctx Context) (*Diagnosis, error) {
-	f, err := os.OpenFile(logPath, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	f, _, err := safefile.OpenRegular(logPath)
+	var nr *safefile.NotRegularError
+	if errors.As(err, &nr) {
+		d := noLog(logPath, ctx)
+		d.Meaning = fmt.Sprintf("%q is %s, not a CRIU log; nothing was read from it. CRIU writes dump.log or restore.log in the work directory of the checkpoint or restore.",
+			logPath, safefile.Kind(nr.Mode))
+		return d, fmt.Errorf("%w: %w", ErrUnreadableLog, err)
+	}
 	if err != nil {
 		d := noLog(logPath, ctx)
 		return d, fmt.Errorf("%w: %w", ErrUnreadableLog, err) // err names the path
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return noLog(logPath, ctx), fmt.Errorf("%w: stat %q: %w", ErrUnreadableLog, logPath, err)
-	}
-	if !fi.Mode().IsRegular() {
-		d := noLog(logPath, ctx)
-		d.Meaning = fmt.Sprintf("%q is %s, not a CRIU log; nothing was read from it. CRIU writes dump.log or restore.log in the work directory of the checkpoint or restore.",
-			logPath, fileKind(fi.Mode()))
-		return d, fmt.Errorf("%w: %q is %s, not a regular file", ErrUnreadableLog, logPath, fileKind(fi.Mode()))
-	}
 	return ExplainReader(logPath, f, ctx)
-}
-
-// fileKind names a non-regular file type for messages.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "not a plain file"
 }
 
 // ExplainReader diagnoses a CRIU log read from r; name is the path shown to

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/safefile"
 )
 
 type configFacts struct {
@@ -51,17 +52,9 @@ func (p *probe) layers() []string {
 func checkLayers(p *probe) Result {
 	var ev []string
 	failed := false
-	for _, f := range p.layers() {
-		n, err := config.CheckFile(f)
-		switch {
-		case err != nil:
-			failed = true
-			ev = append(ev, err.Error())
-		case n < 0:
-			ev = append(ev, f+": absent")
-		default:
-			ev = append(ev, fmt.Sprintf("%s: ok, %s", f, plural(n, "option")))
-		}
+	for _, c := range config.CheckLayers(p.layers()) {
+		failed = failed || c.Err != nil
+		ev = append(ev, c.String())
 	}
 	if failed {
 		return result(Fail, "fix the lines named above (crhook config check FILE re-checks one file); a layer that does not parse fails every checkpoint", ev...)
@@ -103,31 +96,17 @@ func checkPermissions(p *probe) Result {
 		if f == "" {
 			continue
 		}
-		fi, err := os.Lstat(f)
-		if errors.Is(err, fs.ErrNotExist) {
+		line, fix, ok := trustLine(f)
+		if line == "" {
 			continue
-		}
-		if err != nil {
-			ev, bad = append(ev, fmt.Sprintf("%s: %v", f, err)), true
-			continue
-		}
-		uid, _ := fileOwner(fi)
-		line := fmt.Sprintf("%s: uid %d, mode %04o", f, uid, fi.Mode().Perm())
-		switch {
-		case !fi.Mode().IsRegular():
-			line += ": not a regular file"
-			bad = true
-			fixes = append(fixes, "replace "+f+" with a regular file")
-		case uid != 0:
-			line += ": not owned by root"
-			bad = true
-			fixes = append(fixes, "chown root:root "+f)
-		case fi.Mode().Perm()&0o022 != 0:
-			line += ": writable by group or others"
-			bad = true
-			fixes = append(fixes, "chmod go-w "+f)
 		}
 		ev = append(ev, line)
+		if !ok {
+			bad = true
+			if fix != "" {
+				fixes = append(fixes, fix)
+			}
+		}
 	}
 	state := p.h.path(c.settings.StateDir)
 	fi, err := os.Lstat(state)
@@ -137,7 +116,7 @@ func checkPermissions(p *probe) Result {
 	case err != nil:
 		ev, bad = append(ev, fmt.Sprintf("%s: %v", state, err)), true
 	default:
-		uid, _ := fileOwner(fi)
+		uid, _, _ := safefile.Stat(fi)
 		line := fmt.Sprintf("%s: uid %d, mode %04o", state, uid, fi.Mode().Perm())
 		if !fi.IsDir() || uid != 0 || fi.Mode().Perm()&0o077 != 0 {
 			line += ": want a root-owned directory with mode 0700"
@@ -150,6 +129,29 @@ func checkPermissions(p *probe) Result {
 		return result(Fail, "run: "+strings.Join(fixes, "; ")+" (running as root, crhook refuses files another user could write)", ev...)
 	}
 	return result(OK, "", ev...)
+}
+
+// trustLine applies the loader's own rule (safefile: a regular file,
+// trusted owner and mode) to f, as the runtime would on reading it: a line
+// of evidence, the command that fixes it and whether it passes. An absent
+// file gives no line.
+func trustLine(f string) (line, fix string, ok bool) {
+	file, fi, err := safefile.OpenRegular(f)
+	var nr *safefile.NotRegularError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", "", true
+	case errors.As(err, &nr):
+		return fmt.Sprintf("%s: %s, not a regular file", f, safefile.Kind(nr.Mode)), "replace " + f + " with a regular file", false
+	case err != nil:
+		return fmt.Sprintf("%s: %v", f, err), "", false
+	}
+	file.Close()
+	uid, mode, _ := safefile.Stat(fi)
+	if why, fix := safefile.Problem(f, uid, mode, false); why != "" {
+		return fmt.Sprintf("%s: uid %d: %s", f, uid, why), fix, false
+	}
+	return fmt.Sprintf("%s: uid %d, mode %04o", f, uid, mode), "", true
 }
 
 func plural(n int, noun string) string {

@@ -30,7 +30,7 @@ func TestConfigChecks(t *testing.T) {
 			want: []string{"default.conf: uid 0, mode 0644", "/run/crhook: uid 0, mode 0700"}},
 		{name: "group-writable layer", id: "config.permissions", rootOwned: true, status: Fail,
 			setup: func(f *fixture) { f.write("/etc/criu/default.conf", "tcp-established\n", 0o664) },
-			want:  []string{"mode 0664: writable by group or others", "chmod go-w " + "/"}},
+			want:  []string{"default.conf: uid 0: writable by group or others (mode 0664)", `chmod go-w "/`}},
 		{name: "open state dir", id: "config.permissions", rootOwned: true, status: Fail,
 			setup: func(f *fixture) {
 				if err := os.Chmod(f.path("/run/crhook"), 0o755); err != nil {

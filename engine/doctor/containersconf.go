@@ -6,10 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/crhook/crhook/config/safefile"
 )
 
 // containersConf is what doctor needs of podman's containers.conf files,
@@ -46,17 +46,10 @@ func (h *Host) containersConfFiles() ([]string, error) {
 	}
 	files := []string{"/usr/share/containers/containers.conf", "/etc/containers/containers.conf"}
 	dir := "/etc/containers/containers.conf.d"
-	entries, err := os.ReadDir(h.path(dir))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	names, err := safefile.DropIns(h.path(dir), ".conf")
+	if err != nil {
 		return files, fmt.Errorf("read podman drop-in directory %s: %w", dir, err)
 	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
 	for _, n := range names {
 		files = append(files, filepath.Join(dir, n))
 	}

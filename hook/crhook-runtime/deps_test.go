@@ -15,6 +15,7 @@ var forbidden = map[string]string{
 	"github.com/spf13/cobra":                 "the admin CLI's command framework (hook/crhook)",
 	"github.com/spf13/pflag":                 "cobra's flag parser: the runtime's flags are the wrapped runtime's",
 	"github.com/crhook/crhook/engine/doctor": "host checks run by `crhook doctor`, never on the container path",
+	"github.com/crhook/crhook/config/edit":   "the editor behind `crhook config set` and `unset`",
 }
 
 // allowedHeavy are packages that are large but needed on the failure path;

@@ -25,19 +25,17 @@ func checkFiles(out, errw io.Writer, files []string) int {
 		}
 	}
 	bad := 0
-	for _, f := range files {
-		stmts, err := config.CheckFile(f)
-		switch {
-		case err != nil:
+	for _, c := range config.CheckLayers(files) {
+		if c.Err != nil {
 			bad++
-			fmt.Fprintf(errw, "%v\n", err)
-		case stmts < 0:
-			fmt.Fprintf(out, "%s: absent\n", f)
-		default:
-			fmt.Fprintf(out, "%s: ok (%d options)\n", f, stmts)
+			fmt.Fprintf(errw, "%s\n", c)
+			continue
+		}
+		fmt.Fprintf(out, "%s\n", c)
+		if c.Options >= 0 {
 			// Words CRIU ignores are warnings: the file works, but not as
 			// its author meant.
-			warns, _ := config.LintFile(f)
+			warns, _ := config.LintFile(c.File)
 			for _, w := range warns {
 				fmt.Fprintf(errw, "warning: %v\n", w)
 			}

@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/criuopt"
+	"github.com/crhook/crhook/config/edit"
 	"github.com/crhook/crhook/engine"
 )
 
@@ -77,7 +79,7 @@ func resolveView(f showFlags) (*view, error) {
 			in.ContainerFile = ctr.CRIUFile // layer 4; a bypassing container's file is all CRIU reads
 		}
 	}
-	if v.Resolved, err = config.Resolve(p, in); err != nil {
+	if v.Resolution, err = config.Resolve(p, in); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -90,9 +92,9 @@ func newGetCmd() *cobra.Command {
 		Short: "Print the effective value of one option",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opt, _, ok := config.Lookup(args[0])
+			opt, _, ok := criuopt.Lookup(args[0])
 			if !ok {
-				return fmt.Errorf("get %q: %w", args[0], config.UnknownOption(args[0]))
+				return fmt.Errorf("get %q: %w", args[0], criuopt.UnknownOption(args[0]))
 			}
 			v, err := resolveView(showFlags{runtime: runtime})
 			if err != nil {
@@ -147,12 +149,12 @@ func newSetCmd() *cobra.Command {
 			if len(args) == 2 {
 				value = args[1]
 			}
-			changed, err := config.Set(path, args[0], value)
+			changed, err := edit.Set(path, args[0], value)
 			if err != nil {
 				return err
 			}
 			if !changed {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s already set\n", config.Printable(path), args[0])
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s already set\n", criuopt.Printable(path), args[0])
 			}
 			return nil
 		},
@@ -172,12 +174,12 @@ func newUnsetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := config.Unset(path, args...)
+			n, err := edit.Unset(path, args...)
 			if err != nil {
 				return err
 			}
 			if n == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: none of %v was set\n", config.Printable(path), args)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: none of %v was set\n", criuopt.Printable(path), args)
 			}
 			return nil
 		},

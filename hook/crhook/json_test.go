@@ -185,7 +185,7 @@ func configShowJSON(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &view{Runtime: "runc", Resolved: res, Container: &engine.Container{
+	v := &view{Runtime: "runc", Resolution: res, Container: &engine.Container{
 		ID: "3c712a82ce7648d2b0f1a1d4e2c5b6a7980f1e2d3c4b5a69788796a5b4c3d2e1", Name: "web", Runtime: "crhook",
 		Annotations: ann, CRIUConfig: ann[engine.CRIUConfigAnnotation],
 		ProcessLabel: "system_u:system_r:container_t:s0:c1,c2", MountLabel: "system_u:object_r:container_file_t:s0:c1,c2",

@@ -6,14 +6,15 @@ import (
 	"text/tabwriter"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/config/criuopt"
 	"github.com/crhook/crhook/engine"
 )
 
 // view is what `crhook config show` prints.
 type view struct {
-	Runtime   string
-	Container *engine.Container
-	Resolved  *config.Resolved
+	Runtime    string
+	Container  *engine.Container
+	Resolution *config.Resolution
 }
 
 func (v *view) writeText(w io.Writer, origin bool) {
@@ -27,10 +28,10 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		if c.CRIUFile != "" {
 			fmt.Fprintf(w, "# container's own CRIU file (layer 4, %s): %s\n", engine.CRIUConfigAnnotation, c.CRIUFile)
 		}
-		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", orNone(c.ProcessLabel), orNone(c.MountLabel))
+		fmt.Fprintf(w, "# SELinux process label: %s\n# SELinux mount label: %s\n", shownLabel(c.ProcessLabel), shownLabel(c.MountLabel))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	for _, s := range v.Resolved.Options {
+	for _, s := range v.Resolution.Options {
 		if origin {
 			fmt.Fprintf(tw, "%s\t# %s\n", s.Text(), s.Origin)
 		} else {
@@ -38,7 +39,7 @@ func (v *view) writeText(w io.Writer, origin bool) {
 		}
 	}
 	tw.Flush()
-	for _, d := range v.Resolved.Dropped {
+	for _, d := range v.Resolution.Dropped {
 		fmt.Fprintf(w, "# dropped: %s (%s): %s\n", d.Text(), d.Origin, d.Reason)
 	}
 }
@@ -85,7 +86,7 @@ type jsonOption struct {
 	Reason string     `json:"reason,omitempty"`
 }
 
-func toJSON(s config.Setting, reason string) jsonOption {
+func toJSON(s config.Option, reason string) jsonOption {
 	o := jsonOption{Name: s.Name(), Reason: reason,
 		Origin: jsonOrigin{File: s.Origin.File, Line: s.Origin.Line, Annotation: s.Origin.Annotation}}
 	if s.HasValue {
@@ -105,23 +106,23 @@ func (v *view) writeJSON(w io.Writer) error {
 		out.Container = &jsonContainer{ID: c.ID, Name: c.Name, Runtime: c.Runtime, Annotations: ann,
 			CRIUConfig: c.CRIUConfig, Bypass: c.Bypass, ProcessLabel: c.ProcessLabel, MountLabel: c.MountLabel}
 	}
-	for _, l := range v.Resolved.Layers {
+	for _, l := range v.Resolution.Layers {
 		out.Layers = append(out.Layers, jsonLayer{Path: l.Path, Present: l.Present})
 	}
-	for _, s := range v.Resolved.Options {
+	for _, s := range v.Resolution.Options {
 		out.Options = append(out.Options, toJSON(s, ""))
 	}
-	for _, d := range v.Resolved.Dropped {
-		out.Dropped = append(out.Dropped, toJSON(d.Setting, d.Reason))
+	for _, d := range v.Resolution.Dropped {
+		out.Dropped = append(out.Dropped, toJSON(d.Option, d.Reason))
 	}
 	return writeJSON(w, out)
 }
 
 // writeGet prints one option: "true"/"false" for switches, else its
 // value(s), one per line, with the origin on stderr-free trailing comment.
-func (v *view) writeGet(w io.Writer, opt *config.Option) error {
+func (v *view) writeGet(w io.Writer, opt *criuopt.Option) error {
 	found := false
-	for _, s := range v.Resolved.Options {
+	for _, s := range v.Resolution.Options {
 		if s.Option != opt {
 			continue
 		}
@@ -143,7 +144,9 @@ func (v *view) writeGet(w io.Writer, opt *config.Option) error {
 	}
 }
 
-func orNone(s string) string {
+// shownLabel is an SELinux label as the view prints it, saying why one
+// is missing.
+func shownLabel(s string) string {
 	if s == "" {
 		return "(none: SELinux is off, or the container runs unconfined)"
 	}

@@ -1,4 +1,4 @@
-package config
+package criuopt
 
 import (
 	"errors"
@@ -41,14 +41,4 @@ func Lint(file string, data []byte) ([]*FileError, error) {
 			Err: fmt.Errorf("%w: %q", ErrIgnored, w.text), Hint: hint})
 	}
 	return out, nil
-}
-
-// LintFile is Lint on a file, read with the loader's ownership rules; a
-// missing file has nothing to report.
-func LintFile(path string) ([]*FileError, error) {
-	data, found, err := readTrusted(path)
-	if err != nil || !found {
-		return nil, err
-	}
-	return Lint(path, data)
 }

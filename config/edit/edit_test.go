@@ -1,4 +1,4 @@
-package config
+package edit
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // missing marks a table case whose file does not exist beforehand.
@@ -88,22 +90,22 @@ func TestEdit(t *testing.T) {
 		{name: "unset in missing file creates nothing", before: missing, do: unset("shell-job"), after: missing},
 
 		{name: "unknown option", before: "shell-job\n", do: set("tcp-establishd", ""),
-			wantErr: ErrUnknownOption, errHas: "did you mean tcp-established"},
+			wantErr: criuopt.ErrUnknownOption, errHas: "did you mean tcp-established"},
 		{name: "abbreviation refused", before: "shell-job\n", do: set("tcp-est", ""),
-			wantErr: ErrUnknownOption, errHas: "full name: tcp-established"},
-		{name: "unknown option creates nothing", before: missing, do: set("ghost", ""), wantErr: ErrUnknownOption},
-		{name: "unset unknown option", before: "shell-job\n", do: unset("shell-job", "bogus"), wantErr: ErrUnknownOption},
+			wantErr: criuopt.ErrUnknownOption, errHas: "full name: tcp-established"},
+		{name: "unknown option creates nothing", before: missing, do: set("ghost", ""), wantErr: criuopt.ErrUnknownOption},
+		{name: "unset unknown option", before: "shell-job\n", do: unset("shell-job", "bogus"), wantErr: criuopt.ErrUnknownOption},
 		{name: "bad value leaves file byte for byte", before: "# mine\nghost-limit 1M  \n", do: set("ghost-limit", "banana"),
-			wantErr: ErrInvalidValue},
-		{name: "bad enum value", before: "shell-job\n", do: set("network-lock", "carrier-pigeon"), wantErr: ErrInvalidValue},
+			wantErr: criuopt.ErrInvalidValue},
+		{name: "bad enum value", before: "shell-job\n", do: set("network-lock", "carrier-pigeon"), wantErr: criuopt.ErrInvalidValue},
 		{name: "value for a switch", before: "shell-job\n", do: set("tcp-established", "yes"),
-			wantErr: ErrInvalidValue, errHas: "no-tcp-established"},
-		{name: "value for a no- form", before: "shell-job\n", do: set("no-shell-job", "1"), wantErr: ErrInvalidValue},
+			wantErr: criuopt.ErrInvalidValue, errHas: "no-tcp-established"},
+		{name: "value for a no- form", before: "shell-job\n", do: set("no-shell-job", "1"), wantErr: criuopt.ErrInvalidValue},
 		{name: "missing required value", before: "shell-job\n", do: set("network-lock", ""),
-			wantErr: ErrInvalidValue, errHas: "nftables"},
+			wantErr: criuopt.ErrInvalidValue, errHas: "nftables"},
 		{name: "switch CRIU refuses in a file", before: "shell-job\n", do: set("ms", ""),
-			wantErr: ErrInvalidValue, errHas: "deprecated"},
-		{name: "newline in value", before: "shell-job\n", do: set("lsm-profile", "apparmor:x\ntcp-close"), wantErr: ErrInvalidValue},
+			wantErr: criuopt.ErrInvalidValue, errHas: "deprecated"},
+		{name: "newline in value", before: "shell-job\n", do: set("lsm-profile", "apparmor:x\ntcp-close"), wantErr: criuopt.ErrInvalidValue},
 		{name: "unparsable file is not rewritten", before: "shell-job\nlsm-profile \"unterminated\n# after\n",
 			do: set("tcp-established", ""), wantErr: errAny, errHas: ":2:"},
 		{name: "unparsable file is not rewritten by unset", before: "shell-job\nlsm-profile \"unterminated\n",
@@ -117,7 +119,7 @@ func TestEdit(t *testing.T) {
 		{name: "unset version removes the one it uncovers", before: "version\nshell-job\nversion\ntimeout 3\n", do: unset("version"),
 			after: "shell-job\ntimeout 3\n", n: 2},
 		{name: "unset version refused when what follows does not parse", before: "version\nbogus-option\n", do: unset("version"),
-			wantErr: ErrUnknownOption, errHas: ":2:1: unknown CRIU option"},
+			wantErr: criuopt.ErrUnknownOption, errHas: ":2:1: unknown CRIU option"},
 		{name: "CRLF on an option line is what CRIU rejects", before: "shell-job\r\n", do: set("tcp-established", ""),
 			wantErr: errAny},
 	}
@@ -158,7 +160,7 @@ func TestEdit(t *testing.T) {
 				t.Errorf("unchanged file was replaced (inode changed)")
 			}
 			if got != missing {
-				if _, err := Parse(path, []byte(got)); err != nil && want != tc.before {
+				if _, err := criuopt.Parse(path, []byte(got)); err != nil && want != tc.before {
 					t.Errorf("edited file does not parse: %v", err)
 				}
 			}
@@ -170,8 +172,8 @@ func TestEdit(t *testing.T) {
 // formatLine is the canonical line for name and value (Format is tested
 // with the parser; here it only spares the table CRIU's quoting rules).
 func formatLine(name, value string) string {
-	opt, negated, _ := Lookup(name)
-	return Format(Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""})
+	opt, negated, _ := criuopt.Lookup(name)
+	return criuopt.Format(criuopt.Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""})
 }
 
 // errAny in a table case means "some error"; the message is checked by errHas.
@@ -325,27 +327,27 @@ func concurrentSets(t *testing.T, n int) [][2]string {
 		"external": "mnt[crhook]:m", "ext-mount-map": "/a:/b", "veth-pair": "eth0=veth0",
 		"join-ns": "net:/proc/1/ns/net", "cgroup-root": "/crhook",
 	}
-	value := func(o Option) string {
+	value := func(o criuopt.Option) string {
 		if v, ok := samples[o.Name]; ok {
 			return v
 		}
 		switch {
-		case o.Arg != RequiredArg:
+		case o.Arg != criuopt.RequiredArg:
 			return ""
-		case o.Type == TypeEnum:
+		case o.Type == criuopt.TypeEnum:
 			return o.Enum[0]
-		case o.Type == TypeInt:
+		case o.Type == criuopt.TypeInt:
 			return "5"
-		case o.Type == TypeSize:
+		case o.Type == criuopt.TypeSize:
 			return "1M"
-		case o.Type == TypePath:
+		case o.Type == criuopt.TypePath:
 			return "/var/lib/crhook/" + o.Name
 		}
 		return "crhook"
 	}
 	var out [][2]string
 	for _, owned := range []bool{false, true} {
-		for _, o := range Options() {
+		for _, o := range criuopt.Options() {
 			if o.Owned != owned || len(out) == n {
 				continue
 			}
@@ -368,7 +370,7 @@ func checkAllSet(t *testing.T, path string, sets [][2]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stmts, err := Parse(path, data)
+	stmts, err := criuopt.Parse(path, data)
 	if err != nil {
 		t.Fatalf("file does not parse after concurrent edits: %v", err)
 	}
@@ -518,5 +520,16 @@ func assertNoTemp(t *testing.T, dir string) {
 		if strings.Contains(e.Name(), ".crhook-") {
 			t.Errorf("temporary file left behind: %s", e.Name())
 		}
+	}
+}
+
+// TestSetQuotesControlBytes: a file name with an escape sequence is never
+// echoed raw in the editor's messages (the loader's: config's
+// TestMessagesQuoteControlBytes).
+func TestSetQuotesControlBytes(t *testing.T) {
+	dir := t.TempDir() + "/\x1b[31mred"
+	_, err := Set(dir+"/default.conf", "tcp-established", "yes")
+	if err == nil || strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("Set error shows raw control bytes: %q", err)
 	}
 }

@@ -1,4 +1,4 @@
-package config
+package edit
 
 // The editor behind `crhook config set` and `crhook config unset`.
 //
@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/crhook/crhook/config/criuopt"
 )
 
 // newFileMode is the mode of a file Set creates: CRIU option files are
@@ -61,7 +63,7 @@ type fileMeta struct {
 func Set(path, name, value string) (changed bool, err error) {
 	want, err := statementFor(name, value)
 	if err != nil {
-		return false, fmt.Errorf("set %q in %s: %w", name, Printable(path), err)
+		return false, fmt.Errorf("set %q in %s: %w", name, criuopt.Printable(path), err)
 	}
 	return edit(path, true, func(lines []line) ([]line, error) {
 		out := setLine(lines, want)
@@ -97,11 +99,11 @@ func stopIndex(lines []line) int {
 // unknown one fails the whole call before the file is read. A missing file
 // has nothing to remove and is not created.
 func Unset(path string, names ...string) (removed int, err error) {
-	drop := make(map[*Option]bool, len(names))
+	drop := make(map[*criuopt.Option]bool, len(names))
 	for _, name := range names {
-		opt, _, ok := Lookup(name)
+		opt, _, ok := criuopt.Lookup(name)
 		if !ok {
-			return 0, fmt.Errorf("unset %q in %s: %w", name, Printable(path), UnknownOption(name))
+			return 0, fmt.Errorf("unset %q in %s: %w", name, criuopt.Printable(path), criuopt.UnknownOption(name))
 		}
 		drop[opt] = true
 	}
@@ -154,82 +156,21 @@ func commentOut(text string) string {
 	return "#"
 }
 
-// statementFor checks name and value against the catalog and returns the
-// statement Set must leave in the file.
-func statementFor(name, value string) (Statement, error) {
-	opt, negated, ok := Lookup(name)
+// statementFor checks name and value against the catalog (criuopt.Check)
+// and returns the statement Set must leave in the file.
+func statementFor(name, value string) (criuopt.Statement, error) {
+	opt, negated, ok := criuopt.Lookup(name)
 	if !ok {
-		return Statement{}, UnknownOption(name)
+		return criuopt.Statement{}, criuopt.UnknownOption(name)
 	}
-	st := Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""}
-	switch {
-	case negated && value != "":
-		return st, fmt.Errorf("%w: %s takes no value (it switches %s off)", ErrInvalidValue, name, opt.Name)
-	case opt.Arg == NoArg && value != "":
-		hint := ""
-		if opt.Negatable {
-			hint = fmt.Sprintf("; to turn it off set no-%s", opt.Name)
-		}
-		return st, fmt.Errorf("%w: %s is a switch and takes no value%s", ErrInvalidValue, name, hint)
-	case opt.Arg == RequiredArg && value == "":
-		kind := opt.Type.String()
-		if len(opt.Enum) > 0 {
-			kind = "one of " + strings.Join(opt.Enum, ", ")
-		}
-		return st, fmt.Errorf("%w: %s needs a value (%s)", ErrInvalidValue, name, kind)
-	case strings.ContainsAny(value, "\n\x00"):
-		// CRIU reads the file line by line with C strings: neither fits.
-		return st, fmt.Errorf("%w: a value cannot contain a newline or NUL byte", ErrInvalidValue)
-	}
-	if value != "" {
-		if err := ValidateValue(opt, value); err != nil {
-			return st, err
-		}
-	}
-	// The parser also knows what CRIU refuses in a file whatever the value
-	// (deprecated switches such as ms, getopt corner cases): the canonical
-	// line must pass it before the file is touched.
-	if _, err := Parse("", []byte(Format(st)+"\n")); err != nil {
-		var fe *FileError
-		if errors.As(err, &fe) {
-			if fe.Hint != "" {
-				return st, fmt.Errorf("%w (%s)", fe.Err, fe.Hint)
-			}
-			return st, fe.Err
-		}
-		return st, err
-	}
-	return st, nil
-}
-
-// UnknownOption explains a name that is not a full catalog name. getopt
-// would take an unambiguous abbreviation, but a file edited by crhook
-// spells names out so that it still means the same after a CRIU release
-// adds an option with the same prefix.
-func UnknownOption(name string) error {
-	if hint := didYouMean(name); hint != "" {
-		return fmt.Errorf("%w%s", ErrUnknownOption, hint)
-	}
-	var full []string
-	for _, n := range longNames() {
-		if name != "" && strings.HasPrefix(n, name) {
-			full = append(full, n)
-		}
-	}
-	switch {
-	case len(full) == 1:
-		return fmt.Errorf("%w; write the full name: %s", ErrUnknownOption, full[0])
-	case len(full) > 1 && len(full) <= 5:
-		return fmt.Errorf("%w; write the full name, one of: %s", ErrUnknownOption, strings.Join(full, ", "))
-	}
-	return fmt.Errorf("%w (crhook config show lists the options in effect; criu --help lists them all)", ErrUnknownOption)
+	return criuopt.Check(opt, negated, value)
 }
 
 // line is one line of the file with its terminator ("\n", "\r\n" or none
 // for a last line without one) and the statement on it, if any.
 type line struct {
 	text string
-	st   *Statement
+	st   *criuopt.Statement
 }
 
 // edit runs change on the lines of the file at path while holding the
@@ -291,7 +232,7 @@ func edit(path string, create bool, change func([]line) ([]line, error)) (change
 // statement. Line numbers come from the parser; lines split at '\n' as
 // CRIU's getline does, so a '\r' stays part of its line.
 func splitParsed(path string, data []byte) ([]line, error) {
-	stmts, err := Parse(path, data)
+	stmts, err := criuopt.Parse(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -308,8 +249,8 @@ func splitParsed(path string, data []byte) ([]line, error) {
 		if n < 0 || n >= len(lines) || lines[n].st != nil {
 			// CRIU takes at most one option per line; anything else means
 			// the parser and the editor disagree about the file.
-			return nil, &FileError{File: path, Line: stmts[i].Line,
-				Err: fmt.Errorf("%w: cannot map option %s to one line", ErrSyntax, stmts[i].Name())}
+			return nil, &criuopt.FileError{File: path, Line: stmts[i].Line,
+				Err: fmt.Errorf("%w: cannot map option %s to one line", criuopt.ErrSyntax, stmts[i].Name())}
 		}
 		lines[n].st = &stmts[i]
 	}
@@ -329,11 +270,11 @@ func join(lines []line) []byte {
 // read differently (its tokenizer has many corner cases) before the file
 // is touched.
 func verify(path string, data []byte, lines []line) error {
-	got, err := Parse(path, data)
+	got, err := criuopt.Parse(path, data)
 	if err != nil {
 		return fmt.Errorf("check edited %q (nothing was changed, please report this crhook bug): %w", path, err)
 	}
-	var want []Statement
+	var want []criuopt.Statement
 	for _, l := range lines {
 		if l.st != nil {
 			want = append(want, *l.st)
@@ -346,19 +287,19 @@ func verify(path string, data []byte, lines []line) error {
 	for i := range got {
 		if !sameStatement(got[i], want[i]) {
 			return fmt.Errorf("check edited %q: line %d reads as %q, expected %q (nothing was changed, please report this crhook bug)",
-				path, got[i].Line, Format(got[i]), Format(want[i]))
+				path, got[i].Line, criuopt.Format(got[i]), criuopt.Format(want[i]))
 		}
 	}
 	return nil
 }
 
 // sameStatement compares what CRIU would do with two statements.
-func sameStatement(a, b Statement) bool {
+func sameStatement(a, b criuopt.Statement) bool {
 	return a.Option == b.Option && a.Negated == b.Negated && a.HasValue == b.HasValue && a.Value == b.Value
 }
 
 // setLine applies Set's rules for want to lines.
-func setLine(lines []line, want Statement) []line {
+func setLine(lines []line, want criuopt.Statement) []line {
 	var at []int
 	for i, l := range lines {
 		if l.st != nil && l.st.Option == want.Option {
@@ -394,13 +335,13 @@ func setLine(lines []line, want Statement) []line {
 
 // appendLine adds want on a new line at the end. A last line without a
 // newline gets one first, or the two would run together.
-func appendLine(lines []line, want Statement) []line {
+func appendLine(lines []line, want criuopt.Statement) []line {
 	out := append([]line(nil), lines...)
 	if n := len(out); n > 0 && !strings.HasSuffix(out[n-1].text, "\n") {
 		out[n-1].text += "\n"
 	}
 	st := want
-	return append(out, line{text: Format(st) + "\n", st: &st})
+	return append(out, line{text: criuopt.Format(st) + "\n", st: &st})
 }
 
 // rewrite returns l setting want instead, keeping its indentation and a
@@ -408,7 +349,7 @@ func appendLine(lines []line, want Statement) []line {
 // line ends in '\n' even if it ended in "\r\n": the canonical line must
 // read the same to CRIU, and a '\r' is not whitespace to every part of its
 // tokenizer. A last line without a newline stays without one.
-func rewrite(l line, want Statement) line {
+func rewrite(l line, want criuopt.Statement) line {
 	text, eol := l.text, ""
 	if strings.HasSuffix(text, "\n") {
 		text, eol = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r"), "\n"
@@ -417,7 +358,7 @@ func rewrite(l line, want Statement) line {
 	if c := l.st.Col - 1; c > 0 && c <= len(text) && strings.Trim(text[:c], " \t") == "" {
 		indent = text[:c]
 	}
-	formatted := Format(want)
+	formatted := criuopt.Format(want)
 	candidates := []string{indent + formatted}
 	if comment := trailingComment(text, *l.st); comment != "" {
 		candidates = []string{indent + formatted + " " + comment, formatted + " " + comment, indent + formatted}
@@ -435,7 +376,7 @@ func rewrite(l line, want Statement) line {
 // trailingComment finds the comment at the end of text, the line that
 // holds st: the first '#' such that the text before it still reads as st
 // ('#' inside a quoted value does not qualify, the prefix would not parse).
-func trailingComment(text string, st Statement) string {
+func trailingComment(text string, st criuopt.Statement) string {
 	for j := max(st.Col-1, 0); j < len(text); j++ {
 		if text[j] != '#' {
 			continue
@@ -448,7 +389,7 @@ func trailingComment(text string, st Statement) string {
 }
 
 // readsAs reports whether one line of text parses to exactly st.
-func readsAs(text string, st Statement) bool {
-	got, err := Parse("", []byte(text+"\n"))
+func readsAs(text string, st criuopt.Statement) bool {
+	got, err := criuopt.Parse("", []byte(text+"\n"))
 	return err == nil && len(got) == 1 && sameStatement(got[0], st)
 }

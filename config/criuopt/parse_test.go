@@ -1,10 +1,7 @@
-package config
+package criuopt
 
 import (
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,20 +61,6 @@ func TestParseErrors(t *testing.T) {
 		if fe.File != "/etc/criu/default.conf" || fe.Line != c.line || fe.Col != c.col || !strings.Contains(fe.Hint, c.hint) {
 			t.Errorf("Parse(%q) = %q, want it at %d:%d with a hint containing %q", c.in, err, c.line, c.col, c.hint)
 		}
-	}
-}
-
-func TestParseFile(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := ParseFile(filepath.Join(dir, "missing.conf")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("ParseFile(missing) = %v, want fs.ErrNotExist", err)
-	}
-	f := filepath.Join(dir, "default.conf")
-	if err := os.WriteFile(f, []byte("bogus\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ParseFile(f); err == nil || !strings.HasPrefix(err.Error(), f+":1:1: ") {
-		t.Errorf("ParseFile(bad) = %v, want it to start with %s:1:1", err, f)
 	}
 }
 

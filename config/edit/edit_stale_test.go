@@ -1,4 +1,4 @@
-package config
+package edit
 
 import (
 	"os"
@@ -80,16 +80,4 @@ func TestEditKillHelper(t *testing.T) {
 	tempCreated = func() { time.Sleep(time.Hour) }
 	_, err := Set(path, "ghost-limit", "1M")
 	t.Fatalf("Set returned: %v", err)
-}
-
-func TestIsTempName(t *testing.T) {
-	for name, want := range map[string]bool{
-		".default.conf.crhook-1x3z": true, ".runc.conf.crhook-0": true,
-		".default.conf.crhook-": false, "default.conf.crhook-12": false, ".crhook-12": false,
-		".default.conf.crhook-AB": false, ".default.conf.crhook-1/2": false,
-	} {
-		if got := isTempName(name); got != want {
-			t.Errorf("isTempName(%q) = %v, want %v", name, got, want)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package config
+package criuopt
 
 import (
 	"errors"
@@ -80,5 +80,35 @@ func TestValidateValueImpliesCRIU(t *testing.T) {
 		if n == 0 && o.Name != "ms" {
 			t.Errorf("no test value is valid for %s", o.Name)
 		}
+	}
+}
+
+// TestEnumsFromCatalog: an enum option's values are the catalog's list,
+// for the editor's check and for the file parser alike: each listed value
+// passes both, and anything else fails both.
+func TestEnumsFromCatalog(t *testing.T) {
+	n := 0
+	for _, o := range Options() {
+		if o.Type != TypeEnum {
+			continue
+		}
+		n++
+		for _, v := range o.Enum {
+			if err := ValidateValue(&o, v); err != nil {
+				t.Errorf("ValidateValue(%s, %q) = %v, want ok", o.Name, v, err)
+			}
+			if _, err := Parse("f", []byte(o.Name+"="+v+"\n")); err != nil {
+				t.Errorf("Parse(%s=%s) = %v, want ok", o.Name, v, err)
+			}
+		}
+		if err := ValidateValue(&o, "bogus"); !errors.Is(err, ErrInvalidValue) {
+			t.Errorf("ValidateValue(%s, bogus) = %v, want ErrInvalidValue", o.Name, err)
+		}
+		if _, err := Parse("f", []byte(o.Name+"=bogus\n")); !errors.Is(err, ErrInvalidValue) {
+			t.Errorf("Parse(%s=bogus) = %v, want ErrInvalidValue", o.Name, err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no enum option in the catalog")
 	}
 }

@@ -1,4 +1,4 @@
-package config
+package criuopt
 
 // Statement is one option as CRIU's getopt_long would take it from a file.
 type Statement struct {

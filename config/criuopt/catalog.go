@@ -1,4 +1,4 @@
-package config
+package criuopt
 
 import (
 	"sort"
@@ -151,7 +151,7 @@ var catalog = []Option{
 }
 
 // byName is built on first use: crhook-runtime links this package and
-// every init costs each runtime call podman makes.
+// every init costs each call podman makes to it.
 var byName = sync.OnceValue(func() map[string]*Option {
 	m := make(map[string]*Option, len(catalog))
 	for i := range catalog {

@@ -1,9 +1,8 @@
-package config
+package criuopt
 
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
 	"strings"
 )
 
@@ -19,20 +18,6 @@ type argWord struct {
 	text string
 	line int
 	col  int // 1-based byte column of the word's first character
-}
-
-// ParseFile reads and parses one CRIU option file. Unlike CRIU, which skips
-// a file it cannot open, it reports the read error: callers decide whether a
-// missing file matters.
-func ParseFile(path string) ([]Statement, error) {
-	data, found, err := readRegular(path, false)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("read CRIU config %q: %w", path, fs.ErrNotExist)
-	}
-	return Parse(path, data)
 }
 
 // Parse reads data as CRIU 4.2.1 reads a config file named file, and returns

@@ -1,4 +1,4 @@
-package config
+package criuopt
 
 import (
 	"errors"
@@ -30,7 +30,7 @@ func applyOptions(words []argWord) ([]Statement, *FileError) {
 			return out, nil
 		}
 		opt, neg, _ := Lookup(o.name)
-		if check := criuChecks[opt.Name]; check != nil && !neg {
+		if check := criuCheckFor(opt); check != nil && !neg {
 			if verr := check(o.arg, o.hasArg); verr != nil {
 				at := o.at
 				if o.hasArg {
@@ -50,41 +50,82 @@ func applyOptions(words []argWord) ([]Statement, *FileError) {
 	}
 }
 
-// ValidateValue is crhook's check of a value before it writes one: stricter
-// than CRIU (which takes "ghost-limit banana" as 0), it also rejects what
-// CRIU would reject and values that cannot be written in CRIU's file syntax
-// so that they read back unchanged. For an option with an optional value,
-// "" means no value.
+// Check is the one place that decides whether an option takes a value and
+// whether a value is valid: the editor (crhook config set) and the
+// annotation layer both ask it. negated is the "no-" form; value "" means
+// none. It returns the statement that sets it, or an error wrapping
+// ErrInvalidValue that says what to write instead.
+func Check(opt *Option, negated bool, value string) (Statement, error) {
+	st := Statement{Option: opt, Negated: negated, Value: value, HasValue: value != ""}
+	name := st.Name()
+	switch {
+	case negated && value != "":
+		return st, fmt.Errorf("%w: %s takes no value (it switches %s off)", ErrInvalidValue, name, opt.Name)
+	case opt.Arg == NoArg && value != "":
+		hint := ""
+		if opt.Negatable {
+			hint = fmt.Sprintf("; to turn it off set no-%s", opt.Name)
+		}
+		return st, fmt.Errorf("%w: %s is a switch and takes no value%s", ErrInvalidValue, name, hint)
+	case opt.Arg == RequiredArg && value == "":
+		kind := opt.Type.String()
+		if len(opt.Enum) > 0 {
+			kind = "one of " + strings.Join(opt.Enum, ", ")
+		}
+		return st, fmt.Errorf("%w: %s needs a value (%s)", ErrInvalidValue, name, kind)
+	case strings.ContainsAny(value, "\n\x00"):
+		// CRIU reads the file line by line with C strings: neither fits.
+		return st, fmt.Errorf("%w: a value cannot contain a newline or NUL byte", ErrInvalidValue)
+	}
+	if value != "" {
+		if err := checkValue(opt, value); err != nil {
+			return st, err
+		}
+	}
+	// The parser also knows what CRIU refuses in a file whatever the value
+	// (deprecated switches such as ms, getopt corner cases): the canonical
+	// line must pass it before anything is written.
+	if _, err := Parse("", []byte(Format(st)+"\n")); err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			if fe.Hint != "" {
+				return st, fmt.Errorf("%w (%s)", fe.Err, fe.Hint)
+			}
+			return st, fe.Err
+		}
+		return st, err
+	}
+	return st, nil
+}
+
+// ValidateValue is Check for a value alone: crhook's check before it
+// writes one, stricter than CRIU (which takes "ghost-limit banana" as 0).
+// It also rejects what CRIU would reject and values that cannot be
+// written in CRIU's file syntax so that they read back unchanged. For an
+// option with an optional value, "" means no value.
 func ValidateValue(opt *Option, value string) error {
 	if opt == nil {
 		return fmt.Errorf("%w: no option", ErrInvalidValue)
 	}
-	if err := validateValue(opt, value); err != nil {
-		var ve *valueError
-		if errors.As(err, &ve) && ve.hint != "" {
+	_, err := Check(opt, false, value)
+	return err
+}
+
+// checkValue is Check's test of a value the option takes, as an error.
+func checkValue(opt *Option, value string) error {
+	if ve := validateValue(opt, value); ve != nil {
+		if ve.hint != "" {
 			return fmt.Errorf("%w: %s %q: %s (%s)", ErrInvalidValue, opt.Name, value, ve.detail, ve.hint)
 		}
-		return fmt.Errorf("%w: %s %q: %w", ErrInvalidValue, opt.Name, value, err)
+		return fmt.Errorf("%w: %s %q: %s", ErrInvalidValue, opt.Name, value, ve.detail)
 	}
 	return nil
 }
 
-func validateValue(opt *Option, value string) error {
-	switch {
-	case opt.Arg == NoArg && value != "":
-		return badValue("set it without a value", "%s takes no value", opt.Name)
-	case opt.Arg == NoArg || opt.Arg == OptionalArg && value == "":
-		if check := criuChecks[opt.Name]; check != nil {
-			if err := check("", false); err != nil {
-				return err
-			}
-		}
-		return nil
-	case value == "":
-		return badValue("give a value", "%s needs a value", opt.Name)
-	case strings.ContainsAny(value, "\x00\n"):
-		return badValue("use a single line", "a value cannot contain a newline or NUL byte")
-	}
+// validateValue checks a value of an option that takes one (Check has
+// settled that): its type, CRIU's own check of it, and that its line
+// reads back as the same value.
+func validateValue(opt *Option, value string) *valueError {
 	switch opt.Type {
 	case TypeInt:
 		n, err := strconv.ParseInt(value, 10, 32)
@@ -99,16 +140,9 @@ func validateValue(opt *Option, value string) error {
 		if len(value)-len(digits) > 1 || digits == "" || strings.Trim(digits, "0123456789") != "" {
 			return badValue("write a byte count with an optional K, M or G suffix, e.g. 10M", "not a size")
 		}
-	case TypeEnum:
-		found := false
-		for _, e := range opt.Enum {
-			found = found || e == value
-		}
-		if !found {
-			return badValue("use one of: "+strings.Join(opt.Enum, ", "), "unknown value")
-		}
 	}
-	if check := criuChecks[opt.Name]; check != nil {
+	// Enums are checked here too, from the catalog's list (criuCheckFor).
+	if check := criuCheckFor(opt); check != nil {
 		if err := check(value, true); err != nil {
 			return err
 		}
@@ -173,21 +207,6 @@ var criuChecks = map[string]criuCheck{
 		return nil
 	},
 	"external": func(a string, _ bool) *valueError { return checkExternal(a) },
-	"empty-ns": func(a string, _ bool) *valueError {
-		if a != "net" {
-			return badValue("the only supported value is net", "unsupported namespace")
-		}
-		return nil
-	},
-	"pre-dump-mode":   enumCheck("splice", "read"),
-	"file-validation": enumCheck("filesize", "buildid"),
-	"network-lock":    enumCheck("iptables", "nftables", "skip", "none"),
-	"manage-cgroups": func(a string, has bool) *valueError {
-		if !has {
-			return nil
-		}
-		return enumCheck(manageCgroupsModes...)(a, has)
-	},
 	"status-fd": func(a string, _ bool) *valueError {
 		if _, ok := cScanInt(a); !ok {
 			return badValue("give a file descriptor number", "not a number")
@@ -208,14 +227,27 @@ var criuChecks = map[string]criuCheck{
 	"join-ns":     checkJoinNS,
 }
 
-func enumCheck(values ...string) criuCheck {
-	return func(a string, _ bool) *valueError {
-		for _, v := range values {
+// criuCheckFor is the check of opt's case in parse_options: its entry in
+// criuChecks, else for an enum option (empty-ns, manage-cgroups,
+// network-lock, pre-dump-mode, file-validation) a lookup in the catalog's
+// Enum, the one list of its values. An optional enum value may be absent.
+func criuCheckFor(opt *Option) criuCheck {
+	if check := criuChecks[opt.Name]; check != nil {
+		return check
+	}
+	if opt.Type != TypeEnum {
+		return nil
+	}
+	return func(a string, has bool) *valueError {
+		if !has {
+			return nil
+		}
+		for _, v := range opt.Enum {
 			if a == v {
 				return nil
 			}
 		}
-		return badValue("use one of: "+strings.Join(values, ", "), "unknown value")
+		return badValue("use one of: "+strings.Join(opt.Enum, ", "), "unknown value")
 	}
 }
 
