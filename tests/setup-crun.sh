@@ -46,7 +46,10 @@ fi
 crun_ok() { "$DIR/crun" --version 2>/dev/null | grep -q '^crun version 1\.28$' && "$DIR/crun" --version | grep -q ' +CRIU '; }
 
 if ! crun_ok; then
-	criu_tree="$CACHE/criu-$CRIU_VERSION"
+	# The tree setup-host.sh builds CRIU in (criu-selinux/ since CRIU links
+	# libselinux; criu-VERSION/ on hosts set up before that).
+	criu_tree="$CACHE/criu-selinux/criu-$CRIU_VERSION"
+	[ -d "$criu_tree" ] || criu_tree="$CACHE/criu-$CRIU_VERSION"
 	[ -d "$criu_tree" ] || { echo "setup: $criu_tree missing: run tests/setup-host.sh first" >&2; exit 1; }
 	# libcriu: CRIU's `lib` target, seconds on a tree whose criu is built.
 	make -C "$criu_tree" -j"$(nproc)" lib >"$CACHE/libcriu-build.log" 2>&1 ||

@@ -21,7 +21,10 @@ func TestCatalogMatchesCRIU(t *testing.T) {
 
 // criuSource returns the unpacked CRIU 4.2.x source tree.
 func criuSource(t *testing.T) string {
+	// setup-host.sh builds in criu-selinux/criu-VERSION; older hosts have criu-VERSION.
 	dirs, _ := filepath.Glob("/var/cache/crhook/criu-4.2*/criu/config.c")
+	more, _ := filepath.Glob("/var/cache/crhook/criu-selinux/criu-4.2*/criu/config.c")
+	dirs = append(dirs, more...)
 	if len(dirs) == 0 {
 		t.Skip("CRIU 4.2 source not found under /var/cache/crhook: run tests/setup-host.sh")
 	}
