@@ -9,9 +9,12 @@ var globalValueFlags = map[string]bool{
 	"--rootless": true, "--cgroup-manager": true, "--log-level": true,
 }
 
-// invocation is a runtime command line split the way runc reads it.
+// invocation is a runtime command line split the way runc reads it. It
+// reads flags as podman passed them, and adds the ones crhook's typed
+// options turn into (AddFlags), so that the command line handed to the
+// runtime is built in one place.
 type invocation struct {
-	args   []string // everything after argv[0], untouched
+	args   []string // everything after argv[0]: as given, plus AddFlags
 	global []string // global flags before the subcommand
 	cmd    string   // the subcommand; "" for e.g. --version
 	rest   []string // the subcommand's own arguments
@@ -33,6 +36,26 @@ func parseArgs(args []string) invocation {
 	}
 	inv.global = args
 	return inv
+}
+
+// AddFlags inserts subcommand flags before the container ID, where runc
+// and crun read them (their flag parsers stop at the first operand), as if
+// the caller had passed them: e.g. the flags of a typed CriuOpts. Without
+// a subcommand there is nothing to add them to, and nothing changes.
+func (inv *invocation) AddFlags(flags ...string) {
+	if len(flags) == 0 || inv.cmd == "" {
+		return
+	}
+	rest := make([]string, 0, len(inv.rest)+len(flags))
+	if n := len(inv.rest); n > 0 {
+		rest = append(append(append(rest, inv.rest[:n-1]...), flags...), inv.rest[n-1])
+	} else {
+		rest = append(rest, flags...)
+	}
+	g := len(inv.global)
+	args := make([]string, 0, g+1+len(rest))
+	args = append(append(append(args, inv.global...), inv.cmd), rest...)
+	inv.args, inv.global, inv.rest = args, args[:g:g], args[g+1:]
 }
 
 // flag returns the value of a subcommand flag given as "--name V",

@@ -1,134 +1,14 @@
 package engine
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/crhook/crhook/config"
 )
-
-// fake is a scratch host for the runtime wrapper: a config tree, a state
-// dir and testdata/fakeruntime as the wrapped runtime (named runc, so
-// runc.conf is its layer). It records every call it gets.
-type fake struct {
-	t        *testing.T
-	root     string
-	dir      string // the fake runtime and its state files
-	bin      string
-	paths    config.Paths
-	settings *config.Settings
-}
-
-const testID = "0123456789abcdef"
-
-func newFake(t *testing.T) *fake {
-	t.Helper()
-	root := t.TempDir()
-	f := &fake{t: t, root: root, dir: filepath.Join(root, "rt")}
-	f.bin = filepath.Join(f.dir, "runc")
-	script, err := os.ReadFile("testdata/fakeruntime")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.write("rt/runc", string(script))
-	if err := os.Chmod(f.bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f.paths = config.Paths{CRIUDir: filepath.Join(root, "etc/criu"), SettingsSystem: filepath.Join(root, "crhook.toml")}
-	f.write("crhook.toml", "state_dir = "+strconv.Quote(filepath.Join(root, "state"))+"\n[runtime]\npath = "+strconv.Quote(f.bin)+"\n")
-	if f.settings, err = config.LoadSettings(f.paths); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// write creates root/rel with content, mode 0644, and returns its path.
-func (f *fake) write(rel, content string) string {
-	f.t.Helper()
-	path := filepath.Join(f.root, rel)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		f.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
-	return path
-}
-
-// bundle writes an OCI bundle whose config.json carries ann.
-func (f *fake) bundle(ann map[string]string) string {
-	f.t.Helper()
-	data, err := json.Marshal(map[string]any{"ociVersion": "1.0.2", "annotations": ann})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return filepath.Dir(f.write("bundle/config.json", string(data)))
-}
-
-// stateAnnotations sets what the fake's `state` reports.
-func (f *fake) stateAnnotations(ann map[string]string) {
-	f.t.Helper()
-	data, err := json.Marshal(ann)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.write("rt/annotations", string(data))
-}
-
-func (f *fake) runner(args ...string) (*runner, *bytes.Buffer) {
-	var stderr bytes.Buffer
-	args = append([]string{"--root", filepath.Join(f.root, "runcroot")}, args...)
-	return &runner{inv: parseArgs(args), runtime: f.bin, settings: f.settings, paths: f.paths, stderr: &stderr}, &stderr
-}
-
-// ran reports whether the fake got the subcommand.
-func (f *fake) ran(sub string) bool {
-	data, _ := os.ReadFile(filepath.Join(f.dir, "calls"))
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(" "+l+" ", " "+sub+" ") {
-			return true
-		}
-	}
-	return false
-}
-
-// seenAnnotations are the bundle annotations the fake's create, run or
-// restore saw.
-func (f *fake) seenAnnotations() map[string]string {
-	f.t.Helper()
-	data, err := os.ReadFile(filepath.Join(f.dir, "seen-config.json"))
-	if err != nil {
-		f.t.Fatalf("the runtime never read the bundle: %v", err)
-	}
-	var spec struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(data, &spec); err != nil {
-		f.t.Fatal(err)
-	}
-	return spec.Annotations
-}
-
-func (f *fake) generated() string {
-	return filepath.Join(f.settings.StateDir, "containers", testID, "criu.conf")
-}
-
-func (f *fake) generatedText() string {
-	f.t.Helper()
-	data, err := os.ReadFile(f.generated())
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return string(data)
-}
 
 // TestRestoreFailsClosed: when the bundle cannot be pointed at crhook's
 // file, or the container's own file does not pass, the runtime never runs:
@@ -180,15 +60,15 @@ func TestRestoreFailsClosed(t *testing.T) {
 			ctr := f.write("ctr.conf", "action-script /bin/touch-marker\n")
 			bundle := f.bundle(map[string]string{CRIUConfigAnnotation: ctr})
 			tc.setup(f, bundle, ctr)
-			r, stderr := f.runner("restore", "--bundle", bundle, "--work-path", f.root, testID)
-			if code := r.checkpointRestore(); code != 1 {
+			code, stderr := f.shim("--root", f.runcRoot(), "restore", "--bundle", bundle, "--work-path", f.root, testID)
+			if code != 1 {
 				t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 			}
 			if f.ran("restore") {
 				t.Fatalf("the runtime ran restore; stderr:\n%s", stderr)
 			}
 			for _, w := range []string{"restore of container " + testID + " refused", tc.want, "nothing was restored"} {
-				if !strings.Contains(stderr.String(), w) {
+				if !strings.Contains(stderr, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr)
 				}
 			}
@@ -210,8 +90,8 @@ func TestRestoreUsesContainerFile(t *testing.T) {
 				ann = map[string]string{CRIUConfigAnnotation: f.generated(), OriginalCRIUConfigAnnotation: ctr}
 			}
 			bundle := f.bundle(ann)
-			r, stderr := f.runner("restore", "--bundle", bundle, "--work-path", f.root, testID)
-			if code := r.checkpointRestore(); code != 0 {
+			code, stderr := f.shim("--root", f.runcRoot(), "restore", "--bundle", bundle, "--work-path", f.root, testID)
+			if code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 			}
 			seen := f.seenAnnotations()
@@ -227,7 +107,7 @@ func TestRestoreUsesContainerFile(t *testing.T) {
 			if strings.Contains(conf, "\nimages-dir") {
 				t.Errorf("generated file kept images-dir:\n%s", conf)
 			}
-			if w := ctr + ":2: images-dir ignored"; !strings.Contains(stderr.String(), w) {
+			if w := ctr + ":2: images-dir ignored"; !strings.Contains(stderr, w) {
 				t.Errorf("stderr lacks %q:\n%s", w, stderr)
 			}
 		})
@@ -308,12 +188,11 @@ func TestCheckpoint(t *testing.T) {
 				}
 			}
 			f.stateAnnotations(tc.ann(f, ctr))
-			r, stderr := f.runner("checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
-			code := r.checkpointRestore()
+			code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
 			if f.ran("checkpoint") != tc.wantRun || (code == 0) != tc.wantRun {
 				t.Fatalf("exit %d, ran checkpoint %v, want %v; stderr:\n%s", code, f.ran("checkpoint"), tc.wantRun, stderr)
 			}
-			if want := strings.ReplaceAll(tc.want, "CTR", ctr); !strings.Contains(stderr.String(), want) {
+			if want := strings.ReplaceAll(tc.want, "CTR", ctr); !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
 			}
 			if tc.wantConf != "" {
@@ -347,18 +226,17 @@ func TestFailedCheckpointResumes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
-			f.write("rt/status", tc.before+"\n")
+			f.knob("status", tc.before+"\n")
 			for _, k := range tc.knobs {
-				f.write("rt/"+k, "")
+				f.knob(k, "")
 			}
 			f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated()})
-			r, stderr := f.runner("checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
-			r.checkpointRestore()
+			_, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
 			if f.ran("resume") != tc.wantResume {
 				t.Errorf("resume called %v, want %v; stderr:\n%s", f.ran("resume"), tc.wantResume, stderr)
 			}
-			want := strings.NewReplacer("RT", f.bin, "ROOT", filepath.Join(f.root, "runcroot")).Replace(tc.want)
-			if !strings.Contains(stderr.String(), want) {
+			want := strings.NewReplacer("RT", f.bin, "ROOT", f.runcRoot()).Replace(tc.want)
+			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
 			}
 			if status, _ := os.ReadFile(filepath.Join(f.dir, "status")); strings.TrimSpace(string(status)) != tc.wantStatus {
@@ -375,30 +253,29 @@ func TestDiagnosisReadsMovedLog(t *testing.T) {
 	ctr := f.write("ctr.conf", "log-file custom.log\n")
 	work := filepath.Join(f.root, "work")
 	f.write("work/custom.log", "(00.010000) Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection. name: (null); peer name: /tmp/x.sock\n")
-	f.write("rt/checkpoint-fails", "")
+	f.knob("checkpoint-fails", "")
 	f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated(), OriginalCRIUConfigAnnotation: ctr})
-	r, stderr := f.runner("checkpoint", "--image-path", filepath.Join(f.root, "img"), "--work-path", work, testID)
-	if code := r.checkpointRestore(); code == 0 {
+	code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), "--work-path", work, testID)
+	if code == 0 {
 		t.Fatal("checkpoint succeeded")
 	}
-	if want := filepath.Join(work, "custom.log") + ":1"; !strings.Contains(stderr.String(), want) {
+	if want := filepath.Join(work, "custom.log") + ":1"; !strings.Contains(stderr, want) {
 		t.Errorf("diagnosis does not read %s:\n%s", want, stderr)
 	}
 }
 
-// TestCreateAndRunPointTheBundle runs the whole wrapper in a child process
-// (it ends in execve of the runtime): create and run both point the bundle
-// at the generated file and remember the container's own.
+// TestCreateAndRunPointTheBundle: create and run both point the bundle at
+// the generated file and remember the container's own, then exec the
+// runtime.
 func TestCreateAndRunPointTheBundle(t *testing.T) {
 	for _, sub := range []string{"create", "run"} {
 		t.Run(sub, func(t *testing.T) {
 			f := newFake(t)
 			ctr := f.write("ctr.conf", "tcp-established\n")
 			bundle := f.bundle(map[string]string{CRIUConfigAnnotation: ctr, "other": "x"})
-			args := []string{"--root", filepath.Join(f.root, "runcroot"), sub, "--bundle", bundle, testID}
-			out, err := helperRuntime(t, f.paths, args)
-			if err != nil {
-				t.Fatalf("%s: %v\n%s", sub, err, out)
+			args := []string{"--root", f.runcRoot(), sub, "--bundle", bundle, testID}
+			if code, stderr := f.shim(args...); code != 0 || f.execed == nil {
+				t.Fatalf("%s: exit %d, exec %q\n%s", sub, code, f.execed, stderr)
 			}
 			seen := f.seenAnnotations()
 			if seen[CRIUConfigAnnotation] != f.generated() || seen[OriginalCRIUConfigAnnotation] != ctr || seen["other"] != "x" {
@@ -406,27 +283,4 @@ func TestCreateAndRunPointTheBundle(t *testing.T) {
 			}
 		})
 	}
-}
-
-func helperRuntime(t *testing.T, paths config.Paths, args []string) ([]byte, error) {
-	t.Helper()
-	p, _ := json.Marshal(paths)
-	a, _ := json.Marshal(args)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRuntime$")
-	cmd.Env = append(os.Environ(), "CRHOOK_TEST_HELPER_PATHS="+string(p), "CRHOOK_TEST_HELPER_ARGS="+string(a))
-	return cmd.CombinedOutput()
-}
-
-// TestHelperRuntime is the child of helperRuntime, not a test by itself.
-func TestHelperRuntime(t *testing.T) {
-	p, a := os.Getenv("CRHOOK_TEST_HELPER_PATHS"), os.Getenv("CRHOOK_TEST_HELPER_ARGS")
-	if p == "" {
-		t.Skip("child process of TestCreateAndRunPointTheBundle")
-	}
-	var paths config.Paths
-	var args []string
-	if json.Unmarshal([]byte(p), &paths) != nil || json.Unmarshal([]byte(a), &args) != nil {
-		os.Exit(3)
-	}
-	os.Exit(Runtime(args, paths, os.Stderr))
 }

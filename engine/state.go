@@ -2,9 +2,15 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
+
+// The state readers: what the wrapped runtime stored of a container at
+// create time, read from its own files when they are where it keeps them,
+// else asked of the runtime itself.
 
 // The wrapped runtime's own bookkeeping differs: runc keeps
 // ROOT/ID/state.json (default root /run/runc) with the annotations as
@@ -56,4 +62,50 @@ func crunStateAnnotations(root, id string) (map[string]string, bool) {
 		spec.Annotations = map[string]string{}
 	}
 	return spec.Annotations, true
+}
+
+// runcStateAnnotations reads the annotations runc stored at create time
+// (as "key=value" labels in ROOT/ID/state.json). It saves starting a
+// second Go runtime for `runc state`, about 5 ms of every checkpoint.
+func runcStateAnnotations(root, id string) (map[string]string, bool) {
+	data, err := os.ReadFile(filepath.Join(root, id, "state.json"))
+	if err != nil {
+		return nil, false
+	}
+	var st struct {
+		Config struct {
+			Labels []string `json:"labels"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(data, &st) != nil || st.Config.Labels == nil {
+		return nil, false
+	}
+	ann := make(map[string]string, len(st.Config.Labels))
+	for _, l := range st.Config.Labels {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			ann[k] = v
+		}
+	}
+	return ann, true
+}
+
+// runtimeState is the runtime's `state ID` answer: the portable way, used
+// when the runtime's state file is not where it keeps it.
+type runtimeState struct {
+	Status      string            `json:"status"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// queryState asks the runtime (`RUNTIME GLOBAL... state ID`).
+func queryState(rt OCIRuntime, global []string, id string) (*runtimeState, error) {
+	args := append(append(append([]string(nil), global...), "state"), id)
+	out, err := rt.Output(args)
+	if err != nil {
+		return nil, err
+	}
+	var st runtimeState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("decode the answer of %s: %w", shellJoin(append([]string{rt.Path()}, args...)), err)
+	}
+	return &st, nil
 }

@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+)
+
+// OCIRuntime is the wrapped runtime (runc, crun) as the shim's steps drive
+// it, in the three ways they need; like nvidia-container-toolkit's
+// oci.Runtime, a step wraps it rather than knowing how it is started.
+type OCIRuntime interface {
+	// Path is the runtime binary, for messages and commands to paste.
+	Path() string
+	// Exec replaces crhook with the runtime: exit codes, signals, stdio
+	// and every fd are then the runtime's own. It returns only on failure.
+	Exec(args []string) error
+	// Run starts the runtime as a child that inherits every fd crhook got
+	// and every signal it gets, and returns its exit status (128+N when
+	// signal N killed it). keep, when not nil, gets a copy of its stderr.
+	Run(args []string, keep io.Writer) (int, error)
+	// Output runs a short query (state, resume) and returns its stdout.
+	Output(args []string) ([]byte, error)
+}
+
+// binary is the OCIRuntime of a runtime binary, started through host.
+type binary struct {
+	path string
+	host *Host
+}
+
+func (b *binary) Path() string { return b.path }
+
+func (b *binary) Exec(args []string) error {
+	argv := append([]string{b.path}, args...)
+	return b.host.Exec(b.path, argv, b.host.Environ())
+}
+
+func (b *binary) Run(args []string, keep io.Writer) (int, error) {
+	cmd := exec.Command(b.path, args...)
+	cmd.Env = b.host.Environ()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = b.host.Stdin, b.host.Stdout, b.host.Stderr
+	if keep != nil {
+		cmd.Stderr = io.MultiWriter(b.host.Stderr, keep)
+	}
+	// Relay before start, so that no signal between start and the relay
+	// is lost (it would kill crhook and orphan the runtime).
+	sigs := make(chan os.Signal, 16)
+	b.host.Notify(sigs)
+	defer b.host.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 127, fmt.Errorf("start %s: %w", b.path, err)
+	}
+	done := make(chan struct{})
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		for {
+			select {
+			case s := <-sigs:
+				// SIGCHLD is ours; SIGURG is the Go scheduler's preemption.
+				if s != syscall.SIGCHLD && s != syscall.SIGURG {
+					_ = cmd.Process.Signal(s)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	<-relayed
+	return exitStatus(b.path, err)
+}
+
+// exitStatus is the status a shell reports for a child that ended with
+// err: its exit code, or 128+N when signal N killed it.
+func exitStatus(path string, err error) (int, error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	default:
+		return 1, fmt.Errorf("%s: %w", path, err)
+	}
+}
+
+func (b *binary) Output(args []string) ([]byte, error) {
+	cmd := exec.Command(b.path, args...)
+	cmd.Env = b.host.Environ()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", shellJoin(append([]string{b.path}, args...)), err, strings.TrimSpace(errb.String()))
+	}
+	return out, nil
+}
+
+// shellJoin quotes a command line for a user to paste into a shell.
+func shellJoin(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,+-=/:@%") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}
