@@ -27,7 +27,7 @@ func parseArgs(args []string) invocation {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") {
-			inv.global, inv.cmd, inv.rest = args[:i], a, args[i+1:]
+			inv.global, inv.cmd, inv.rest = args[:i:i], a, args[i+1:] // capped: appending to global keeps cmd
 			return inv
 		}
 		if globalValueFlags[a] {
