@@ -2,11 +2,16 @@ package engine
 
 import "strings"
 
-// globalValueFlags are the global flags of runc and crun that take a value
-// as the next word; every other global flag is a switch or uses "=".
-var globalValueFlags = map[string]bool{
-	"--root": true, "--log": true, "--log-format": true, "--criu": true,
-	"--rootless": true, "--cgroup-manager": true, "--log-level": true,
+// globalValueFlag reports the global flags of runc and crun that take a
+// value as the next word; every other global flag is a switch or uses "=".
+// A switch, not a map: a package-level map is built at init, on every
+// runtime call, pass-through included.
+func globalValueFlag(a string) bool {
+	switch a {
+	case "--root", "--log", "--log-format", "--criu", "--rootless", "--cgroup-manager", "--log-level":
+		return true
+	}
+	return false
 }
 
 // invocation is a runtime command line split the way runc reads it. It
@@ -30,7 +35,7 @@ func parseArgs(args []string) invocation {
 			inv.global, inv.cmd, inv.rest = args[:i:i], a, args[i+1:] // capped: appending to global keeps cmd
 			return inv
 		}
-		if globalValueFlags[a] {
+		if globalValueFlag(a) {
 			i++
 		}
 	}

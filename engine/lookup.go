@@ -17,9 +17,9 @@ import (
 // minimal PATH, so the usual sbin directories are tried too. at says where
 // runtime.path was set, for the messages (asked only on failure): they say
 // what is wrong with the file found there, and how to fix it, before any
-// exec fails obscurely.
+// exec fails obscurely. It only stats: the pass-through path pays for
+// nothing more, and vetRuntime reads the file when a step needs it.
 func lookRuntime(name string, at func() config.Loc) (string, error) {
-	self, _ := os.Executable()
 	try := []string{name}
 	if !filepath.IsAbs(name) {
 		if p, err := exec.LookPath(name); err == nil {
@@ -52,11 +52,10 @@ func lookRuntime(name string, at func() config.Loc) (string, error) {
 				p, fi.Mode().Perm(), where(), p)
 			continue
 		}
-		if real, _ := filepath.EvalSymlinks(p); self != "" && (real == self || p == self) {
+		// Exec'ing crhook itself would loop forever. One stat of the
+		// running binary, whatever links led to either.
+		if self, err := os.Stat("/proc/self/exe"); err == nil && os.SameFile(fi, self) {
 			return "", fmt.Errorf("runtime.path %q is crhook itself (%s); set it to runc or crun", name, at())
-		}
-		if err := checkExecutable(p); err != nil {
-			return "", fmt.Errorf("runtime %q cannot be run (%s): %w", p, where(), err)
 		}
 		return p, nil
 	}
@@ -64,6 +63,15 @@ func lookRuntime(name string, at func() config.Loc) (string, error) {
 		return "", unusable
 	}
 	return "", fmt.Errorf("runtime %q not found (%s); install runc or crun, or set runtime.path to the runtime's full path", name, where())
+}
+
+// vetRuntime says in advance, in the words of the settings, why execve of
+// the runtime found at path would fail although the file is there.
+func vetRuntime(path, name string, at func() config.Loc) error {
+	if err := checkExecutable(path); err != nil {
+		return fmt.Errorf("runtime %q cannot be run (runtime.path = %q, %s): %w", path, name, at(), err)
+	}
+	return nil
 }
 
 // checkExecutable tells in advance what execve would fail on with ENOEXEC

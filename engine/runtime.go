@@ -32,19 +32,30 @@ func Shim(args []string, paths config.Paths, host *Host) int {
 		return 127
 	}
 	r := &runner{inv: inv, rt: &binary{path: path, host: host}, settings: settings, settingsErr: serr, paths: paths, stderr: host.Stderr}
-	return stepFor(inv)(r)
+	step := stepFor(inv)
+	if step == nil {
+		return r.exec() // pass-through: a bare execve, explained only if it fails
+	}
+	// A step prepares and runs things around the runtime: make sure first
+	// that it can run, or a checkpoint would go on to diagnose a CRIU that
+	// never ran.
+	if err := r.vetRuntime(); err != nil {
+		fmt.Fprintf(host.Stderr, "crhook: %v\n", err)
+		return 127
+	}
+	return step(r)
 }
 
 // step is what the shim does for one subcommand, around the runtime.
 type step func(*runner) int
 
-// stepFor picks the step of a command line. A switch, not a table: the
-// pass-through path must not pay for building one.
+// stepFor picks the step of a command line; nil is pass-through. A
+// switch, not a table: the pass-through path must not pay for building one.
 func stepFor(inv invocation) step {
 	if inv.wantsHelp() || !validID(inv.containerID()) {
 		// podman probes "checkpoint --help" to learn whether the runtime
 		// can checkpoint at all; that, and anything odd, is the runtime's.
-		return passThrough
+		return nil
 	}
 	switch inv.cmd {
 	case "create", "run":
@@ -56,7 +67,7 @@ func stepFor(inv invocation) step {
 	case "delete":
 		return deleteStep
 	default:
-		return passThrough
+		return nil
 	}
 }
 
@@ -130,13 +141,20 @@ func (r *runner) settingsBroken() bool {
 	return true
 }
 
-// passThrough replaces crhook with the runtime.
-func passThrough(r *runner) int { return r.exec() }
+// vetRuntime checks that the runtime can run at all.
+func (r *runner) vetRuntime() error {
+	return vetRuntime(r.rt.Path(), r.settings.Runtime.Path, func() config.Loc { return r.settings.Where("runtime.path") })
+}
 
 // exec replaces crhook with the runtime, with this invocation's arguments.
+// When execve fails, vetRuntime says why in the settings' words if it can.
 func (r *runner) exec() int {
 	err := r.rt.Exec(r.inv.args)
-	fmt.Fprintf(r.stderr, "crhook: exec %s: %v\n", r.rt.Path(), err)
+	if verr := r.vetRuntime(); verr != nil {
+		fmt.Fprintf(r.stderr, "crhook: %v\n", verr)
+	} else {
+		fmt.Fprintf(r.stderr, "crhook: exec %s: %v\n", r.rt.Path(), err)
+	}
 	return 127
 }
 

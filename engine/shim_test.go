@@ -15,7 +15,10 @@ import (
 // other subcommand pass through.
 func TestStepFor(t *testing.T) {
 	name := func(s step) string {
-		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep, "pass": passThrough} {
+		if s == nil {
+			return "pass"
+		}
+		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep} {
 			if sameFunc(s, c) {
 				return n
 			}
