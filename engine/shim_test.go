@@ -196,3 +196,21 @@ func TestShortIDAndShellJoin(t *testing.T) {
 		t.Errorf("shellJoin = %s", got)
 	}
 }
+
+// TestCriuOptsThroughAddFlags: a typed CriuOpts value reaches the runtime
+// through the invocation, its flags before the container ID.
+func TestCriuOptsThroughAddFlags(t *testing.T) {
+	inv := parseArgs([]string{"--root", "/r", "checkpoint", "--image-path", "/i", testID})
+	flags, err := CriuOpts{PreDump: true, ParentPath: "../pre"}.Flags(Runc, inv.cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.AddFlags(flags...)
+	want, err := CriuOpts{PreDump: true, ParentPath: "../pre"}.Args(Runc, "checkpoint", []string{"--image-path", "/i", testID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(inv.rest, want) || inv.containerID() != testID || inv.flag("--parent-path", "") != "../pre" {
+		t.Errorf("invocation %q, want %q", inv.rest, want)
+	}
+}
