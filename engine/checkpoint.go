@@ -3,9 +3,11 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/engine/diagnose"
 )
 
 // checkpointStep vets what CRIU will read, runs `checkpoint` as a child
@@ -25,12 +27,26 @@ func checkpointStep(r *runner) int {
 	before, _ := r.status(id)
 	// runc's own stderr goes to the caller as always; a copy is kept
 	// because some failures (pre-dump on this kernel) leave CRIU's log
-	// empty.
+	// empty. containerd's shim shows its user only the first line of the
+	// runtime's output (criuError in its runc shim): there the runtime's
+	// stderr is held back, so that crhook's one-line diagnosis comes first.
 	var out bytes.Buffer
-	code := r.run(&out)
+	first := DetectEngine(r.inv.args) == diagnose.EngineContainerd
+	var stderr io.Writer = io.MultiWriter(r.stderr, &out)
+	if first {
+		stderr = &out
+	}
+	code := r.run(stderr)
 	if code != 0 {
-		r.explain(id, out.String())
+		d := r.diagnose(id, out.String())
+		if first {
+			fmt.Fprintln(r.stderr, d.Headline())
+			_, _ = r.stderr.Write(out.Bytes())
+		}
+		fmt.Fprint(r.stderr, d.Text())
 		r.unfreeze(id, before)
+	} else if first {
+		_, _ = r.stderr.Write(out.Bytes())
 	}
 	return code
 }

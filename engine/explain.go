@@ -38,6 +38,12 @@ func (r *runner) setLogFile(res *config.Resolution) {
 // explain prints what went wrong and how to fix it, read from the CRIU log
 // of this operation. It runs only on failure, so success costs nothing.
 func (r *runner) explain(id, runtimeOutput string) {
+	fmt.Fprint(r.stderr, r.diagnose(id, runtimeOutput).Text())
+}
+
+// diagnose reads the CRIU log of this operation and explains it, with
+// fixes in the commands of whoever called the shim.
+func (r *runner) diagnose(id, runtimeOutput string) *diagnose.Diagnosis {
 	dir := r.workDir()
 	op, log := diagnose.OpDump, "dump.log"
 	switch {
@@ -57,7 +63,7 @@ func (r *runner) explain(id, runtimeOutput string) {
 	if op == diagnose.OpRestore {
 		onlyRootCause(d)
 	}
-	fmt.Fprint(r.stderr, d.Text())
+	return d
 }
 
 // onlyRootCause drops the quoted context around the root-cause line. On

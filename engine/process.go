@@ -22,8 +22,9 @@ type OCIRuntime interface {
 	Exec(args []string) error
 	// Run starts the runtime as a child that inherits every fd crhook got
 	// and every signal it gets, and returns its exit status (128+N when
-	// signal N killed it). keep, when not nil, gets a copy of its stderr.
-	Run(args []string, keep io.Writer) (int, error)
+	// signal N killed it). stderr, when not nil, is where its stderr goes
+	// instead of the host's (a step that keeps a copy, or holds it back).
+	Run(args []string, stderr io.Writer) (int, error)
 	// Output runs a short query (state, resume) and returns its stdout.
 	Output(args []string) ([]byte, error)
 }
@@ -41,12 +42,12 @@ func (b *binary) Exec(args []string) error {
 	return b.host.Exec(b.path, argv, b.host.Environ())
 }
 
-func (b *binary) Run(args []string, keep io.Writer) (int, error) {
+func (b *binary) Run(args []string, stderr io.Writer) (int, error) {
 	cmd := exec.Command(b.path, args...)
 	cmd.Env = b.host.Environ()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = b.host.Stdin, b.host.Stdout, b.host.Stderr
-	if keep != nil {
-		cmd.Stderr = io.MultiWriter(b.host.Stderr, keep)
+	if stderr != nil {
+		cmd.Stderr = stderr
 	}
 	// Relay before start, so that no signal between start and the relay
 	// is lost (it would kill crhook and orphan the runtime).

@@ -159,9 +159,9 @@ func (r *runner) exec() int {
 }
 
 // run starts the runtime as a child with this invocation's arguments; its
-// exit status becomes crhook's.
-func (r *runner) run(keep io.Writer) int {
-	code, err := r.rt.Run(r.inv.args, keep)
+// exit status becomes crhook's. stderr, when not nil, replaces the host's.
+func (r *runner) run(stderr io.Writer) int {
+	code, err := r.rt.Run(r.inv.args, stderr)
 	if err != nil {
 		fmt.Fprintf(r.stderr, "crhook: %v\n", err)
 	}

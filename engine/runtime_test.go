@@ -284,3 +284,50 @@ func TestCreateAndRunPointTheBundle(t *testing.T) {
 		})
 	}
 }
+
+// TestContainerdSeesTheFixFirst: containerd's runc shim shows the kubelet
+// only the first line of the runtime's output, so for containerd the
+// runtime's stderr is held back and crhook's one-line diagnosis, with the
+// fix, comes first; every other caller gets the runtime's output as it
+// comes, then the diagnosis.
+func TestContainerdSeesTheFixFirst(t *testing.T) {
+	log, err := os.ReadFile("diagnose/testdata/logs/tcp-established.dump.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		log       string // the runtime's --log, as its caller passes it
+		wantFirst string
+	}{
+		{"containerd", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/" + testID + "/log.json", "crhook: CRIU dump failed (tcp-established): "},
+		{"runc by hand", "", "criu failed: type NOTIFY errno 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t)
+			work := filepath.Join(f.root, "work")
+			f.write("work/dump.log", string(log))
+			f.knob("checkpoint-fails", "")
+			f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated()})
+			args := []string{"--root", f.runcRoot()}
+			if tc.log != "" {
+				args = append(args, "--log", tc.log, "--log-format", "json")
+			}
+			args = append(args, "checkpoint", "--image-path", filepath.Join(f.root, "img"), "--work-path", work, testID)
+			code, stderr := f.shim(args...)
+			if code == 0 {
+				t.Fatal("checkpoint succeeded")
+			}
+			first, _, _ := strings.Cut(stderr, "\n")
+			if !strings.HasPrefix(first, tc.wantFirst) {
+				t.Errorf("first line %q, want it to start with %q; stderr:\n%s", first, tc.wantFirst, stderr)
+			}
+			if tc.log != "" && !strings.Contains(first, "; fix: crhook config set tcp-established") {
+				t.Errorf("first line %q lacks the node-wide fix", first)
+			}
+			if !strings.Contains(stderr, "criu failed: type NOTIFY errno 0") || !strings.Contains(stderr, "It means:") {
+				t.Errorf("stderr lacks the runtime's own line or the full diagnosis:\n%s", stderr)
+			}
+		})
+	}
+}

@@ -5,6 +5,21 @@ import (
 	"strings"
 )
 
+// Headline is the diagnosis on one line, for callers that show their user
+// only the first line of the runtime's output (containerd's runc shim):
+// what failed, what it means, and the first fix.
+func (d *Diagnosis) Headline() string {
+	what := "CRIU"
+	if d.Operation != "" {
+		what += " " + d.Operation
+	}
+	line := fmt.Sprintf("crhook: %s failed (%s): %s", what, d.Rule, strings.TrimSuffix(d.Meaning, "."))
+	if len(d.Fixes) > 0 {
+		line += fmt.Sprintf("; fix: %s (%s)", d.Fixes[0].Command, d.Fixes[0].Scope)
+	}
+	return strings.ReplaceAll(line, "\n", " ")
+}
+
 // Text is the diagnosis as crhook prints it on stderr, where podman shows
 // it: what CRIU said (log path:line and the quoted lines, the root cause
 // marked with >), what it means, the fixes and the config in effect.

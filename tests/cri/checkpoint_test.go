@@ -73,6 +73,13 @@ func TestCRICheckpointRestoreTCP(t *testing.T) {
 		if !strings.Contains(err.Error(), "checkpoint") {
 			t.Errorf("CheckpointContainer error does not say what failed: %v", err)
 		}
+		// containerd passes on only the first line of the runtime's
+		// output: crhook puts its diagnosis and the node's fix there.
+		for _, want := range []string{"crhook: CRIU dump failed (tcp-established)", "fix: crhook config set tcp-established"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("what the kubelet sees lacks %q: %v", want, err)
+			}
+		}
 	}
 	if !n.running(t, ctr) {
 		t.Fatal("container not running after a failed checkpoint")
