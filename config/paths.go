@@ -22,6 +22,9 @@ type Paths struct {
 	SettingsSystem  string
 	SettingsDropIn  string
 	SettingsEnv     string
+
+	// lookupUser: UserCRIU is still to be looked up (SystemPaths).
+	lookupUser bool
 }
 
 // EnvConfig names the settings file that overrides all others.
@@ -30,14 +33,30 @@ const EnvConfig = "CRHOOK_CONFIG"
 // DefaultPaths returns the system paths. The user layer comes from the
 // password database, not $HOME: podman strips HOME from the runtime's
 // environment, and CRIU itself would then skip ~/.criu/default.conf.
-func DefaultPaths() Paths {
-	p := Paths{
+func DefaultPaths() Paths { return SystemPaths().WithUser() }
+
+// SystemPaths is DefaultPaths before the user layer is looked up: that
+// reads the password database, which a pass-through runtime call (every
+// state, kill, exec...) never needs. WithUser adds it when a step does.
+func SystemPaths() Paths {
+	return Paths{
 		CRIUDir:         "/etc/criu",
 		SettingsDefault: "/usr/share/crhook/crhook.toml",
 		SettingsSystem:  "/etc/crhook/crhook.toml",
 		SettingsDropIn:  "/etc/crhook/crhook.d",
 		SettingsEnv:     os.Getenv(EnvConfig),
+		lookupUser:      true,
 	}
+}
+
+// WithUser fills UserCRIU from the password database for paths that came
+// from SystemPaths; other paths (a test tree, Under) are returned as they
+// are, so a tree without a user layer keeps none.
+func (p Paths) WithUser() Paths {
+	if !p.lookupUser {
+		return p
+	}
+	p.lookupUser = false
 	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil && u.HomeDir != "" {
 		p.UserCRIU = filepath.Join(u.HomeDir, ".criu", "default.conf")
 	}

@@ -43,6 +43,7 @@ func Shim(args []string, paths config.Paths, host *Host) int {
 		fmt.Fprintf(host.Stderr, "crhook: %v\n", err)
 		return 127
 	}
+	r.paths = paths.WithUser() // the user's CRIU layer, which only steps read
 	return step(r)
 }
 

@@ -12,5 +12,5 @@ import (
 )
 
 func main() {
-	os.Exit(engine.Runtime(os.Args[1:], config.DefaultPaths(), os.Stderr))
+	os.Exit(engine.Runtime(os.Args[1:], config.SystemPaths(), os.Stderr))
 }
