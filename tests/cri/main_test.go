@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 const (
@@ -24,9 +26,6 @@ const (
 	crhookBin     = "/usr/bin/crhook"
 	cniBinDir     = "/usr/lib/cni"
 )
-
-// criuLayers are the system files the tests write; saved and restored.
-var criuLayers = []string{"/etc/criu/default.conf", "/etc/criu/runc.conf", "/etc/criu/crun.conf", "/root/.criu/default.conf"}
 
 var skipReason string
 
@@ -62,19 +61,8 @@ func TestMain(m *testing.M) {
 	if skipReason != "" {
 		fmt.Fprintln(os.Stderr, "cri: every test skips:", skipReason)
 	}
-	saved := map[string][]byte{}
-	for _, f := range criuLayers {
-		if data, err := os.ReadFile(f); err == nil {
-			saved[f] = data
-		}
-	}
+	restore := hosttest.KeepFiles(hosttest.CRIULayers...)
 	code := m.Run()
-	for _, f := range criuLayers {
-		if data, ok := saved[f]; ok {
-			_ = os.WriteFile(f, data, 0o644)
-		} else {
-			_ = os.Remove(f)
-		}
-	}
+	restore()
 	os.Exit(code)
 }

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 // nodeConfig is the containerd config a Kubernetes node would use to run
@@ -336,13 +338,7 @@ func unmountBelow(dirs ...string) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	hosttest.Eventually(t, within, what, cond)
 }
 
 // runPod starts a pod sandbox in its own network namespace.
@@ -439,7 +435,7 @@ func (n *node) checkpoint(t *testing.T, id string) (string, error) {
 // are removed. TestMain restores the originals at the end.
 func layers(t *testing.T, files map[string]string) {
 	t.Helper()
-	for _, f := range criuLayers {
+	for _, f := range hosttest.CRIULayers {
 		content, ok := files[f]
 		if !ok {
 			_ = os.Remove(f)

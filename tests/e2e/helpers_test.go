@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 // result is one finished command.
@@ -122,20 +124,14 @@ func running(t *testing.T, name string) bool {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	hosttest.Eventually(t, within, what, cond)
 }
 
 // layers replaces the system CRIU layers for one test: files not named
 // are removed. TestMain restores the originals at the end.
 func layers(t *testing.T, files map[string]string) {
 	t.Helper()
-	for _, f := range criuLayers {
+	for _, f := range hosttest.CRIULayers {
 		content, ok := files[f]
 		if !ok {
 			_ = os.Remove(f)

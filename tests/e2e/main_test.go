@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 const (
@@ -21,9 +23,6 @@ const (
 	// the one `make build` just produced (checked in TestMain).
 	crhookBin = "/usr/bin/crhook"
 )
-
-// criuLayers are the system files the tests write; saved and restored.
-var criuLayers = []string{"/etc/criu/default.conf", "/etc/criu/runc.conf", "/etc/criu/crun.conf", "/root/.criu/default.conf"}
 
 // skipReason is why the host cannot run these tests; need() skips on it.
 var skipReason string
@@ -40,20 +39,9 @@ func TestMain(m *testing.M) {
 	if skipReason != "" {
 		fmt.Fprintln(os.Stderr, "e2e: every test skips:", skipReason)
 	}
-	saved := map[string][]byte{}
-	for _, f := range criuLayers {
-		if data, err := os.ReadFile(f); err == nil {
-			saved[f] = data
-		}
-	}
+	restore := hosttest.KeepFiles(hosttest.CRIULayers...)
 	code := m.Run()
-	for _, f := range criuLayers {
-		if data, ok := saved[f]; ok {
-			_ = os.WriteFile(f, data, 0o644)
-		} else {
-			_ = os.Remove(f)
-		}
-	}
+	restore()
 	os.Exit(code)
 }
 

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 // hostbScript is the test bed script, relative to this package.
@@ -199,11 +201,5 @@ func (h *hostB) loadImage(t *testing.T) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	hosttest.Eventually(t, within, what, cond)
 }

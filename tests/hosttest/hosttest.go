@@ -1,0 +1,47 @@
+// Package hosttest holds what the host-level test suites (tests/e2e,
+// tests/migrate, tests/cri) share: polling with a deadline instead of
+// sleeping, and putting back the host files a suite writes.
+package hosttest
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// CRIULayers are the system CRIU files the suites write; KeepFiles puts
+// them back.
+var CRIULayers = []string{"/etc/criu/default.conf", "/etc/criu/runc.conf", "/etc/criu/crun.conf", "/root/.criu/default.conf"}
+
+// Eventually polls cond until it holds, and fails the test naming what
+// did not happen when within passes first.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// KeepFiles saves files and returns what puts them back as they were:
+// rewritten when they existed, removed when they did not.
+func KeepFiles(files ...string) (restore func()) {
+	saved := map[string][]byte{}
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil {
+			saved[f] = data
+		}
+	}
+	return func() {
+		for _, f := range files {
+			if data, ok := saved[f]; ok {
+				_ = os.WriteFile(f, data, 0o644)
+			} else {
+				_ = os.Remove(f)
+			}
+		}
+	}
+}
