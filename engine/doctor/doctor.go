@@ -4,7 +4,11 @@
 // feed it a fake /proc, /etc, /sys and canned command output.
 package doctor
 
-import "context"
+import (
+	"context"
+	"slices"
+	"strings"
+)
 
 // Status is a check's verdict. The strings are part of the JSON schema.
 type Status string
@@ -42,7 +46,8 @@ type check struct {
 
 // checks is the catalogue in report order: what the kernel can do, the
 // CRIU that does it, the runtime that drives CRIU, podman that drives the
-// runtime, crhook's own config, then the host policies around them.
+// runtime, crhook's own config, the host policies around them, then what
+// live migration needs on top (migrate.go).
 var checks = []check{
 	{"kernel.checkpoint_restore", "kernel built with CONFIG_CHECKPOINT_RESTORE", checkCheckpointRestore},
 	{"kernel.namespaces", "kernel namespaces for containers", checkNamespaces},
@@ -65,16 +70,41 @@ var checks = []check{
 	{"selinux.container_policy", "container-selinux allows CRIU restore", checkContainerPolicy},
 	{"selinux.crhook_module", "crhook SELinux module installed", checkCrhookModule},
 	{"limits.rlimits", "container default rlimits within what the host grants", checkRlimits},
+	{"migrate.uffd", "userfaultfd usable by CRIU for lazy (post-copy) migration", checkMigrateUffd},
+	{"migrate.lazy_pipe", "CAP_SYS_RESOURCE or fs.pipe-max-size for lazy dumps", checkMigrateLazyPipe},
+	{"migrate.soft_dirty", "CRIU dirty-page tracking for pre-copy migration", checkMigrateSoftDirty},
+	{"migrate.tls", "CRIU built with TLS for page-server traffic", checkMigrateTLS},
+}
+
+// Areas are the first words of the check IDs, in report order: what
+// `crhook doctor --only` takes.
+func Areas() []string {
+	var out []string
+	for _, c := range checks {
+		area, _, _ := strings.Cut(c.id, ".")
+		if !slices.Contains(out, area) {
+			out = append(out, area)
+		}
+	}
+	return out
 }
 
 // Run performs every check against h, in catalogue order.
-func Run(ctx context.Context, h *Host) *Report {
+func Run(ctx context.Context, h *Host) *Report { return RunOnly(ctx, h, nil) }
+
+// RunOnly performs the checks of the given areas (all when areas is
+// empty), and gathers the versions a far end compares with
+// (Report.Versions).
+func RunOnly(ctx context.Context, h *Host, areas []string) *Report {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	p := &probe{ctx: ctx, h: h}
 	r := &Report{}
 	for _, c := range checks {
+		if area, _, _ := strings.Cut(c.id, "."); len(areas) > 0 && !slices.Contains(areas, area) {
+			continue
+		}
 		res := c.run(p)
 		res.ID, res.Title = c.id, c.title
 		if res.Evidence == nil {
@@ -82,6 +112,7 @@ func Run(ctx context.Context, h *Host) *Report {
 		}
 		r.Results = append(r.Results, res)
 	}
+	r.Versions = p.versions()
 	return r
 }
 

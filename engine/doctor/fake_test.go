@@ -65,6 +65,8 @@ func newFixture(t *testing.T) *fixture {
 	f.write("/proc/sys/kernel/ns_last_pid", "1\n", 0o644)
 	f.write("/proc/self/status", readTestdata(t, "proc-status"), 0o444)
 	f.write("/proc/self/limits", readTestdata(t, "proc-limits"), 0o444)
+	f.write("/proc/sys/fs/pipe-max-size", "1048576\n", 0o644)
+	f.write("/proc/sys/vm/unprivileged_userfaultfd", "0\n", 0o644)
 	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts"} {
 		f.write("/proc/self/ns/"+ns, "", 0o444)
 	}
@@ -82,12 +84,15 @@ func newFixture(t *testing.T) *fixture {
 			"criu": "/usr/local/sbin/criu", "runc": "/usr/sbin/runc", "crun": "/usr/bin/crun", "podman": "/usr/bin/podman",
 		},
 		out: map[string]Output{
-			"criu --version":             {Stdout: "Version: 4.2.1\n"},
-			"criu check":                 {Stdout: readTestdata(t, "criu-4.2.1-check.stdout")},
-			"runc --version":             {Stdout: "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\ngo: go1.19.8\nlibseccomp: 2.5.4\n"},
-			"crun --version":             {Stdout: "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\nrundir: /run/crun\nspec: 1.0.0\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +YAJL\n"},
-			"podman info --format json":  {Stdout: readTestdata(t, "podman-info.json")},
-			"podman ps -a --format json": {Stdout: "[]\n"},
+			"criu --version":                       {Stdout: "Version: 4.2.1\n"},
+			"criu check":                           {Stdout: readTestdata(t, "criu-4.2.1-check.stdout")},
+			"runc --version":                       {Stdout: "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\ngo: go1.19.8\nlibseccomp: 2.5.4\n"},
+			"crun --version":                       {Stdout: "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\nrundir: /run/crun\nspec: 1.0.0\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +YAJL\n"},
+			"podman info --format json":            {Stdout: readTestdata(t, "podman-info.json")},
+			"podman ps -a --format json":           {Stdout: "[]\n"},
+			"criu check --feature uffd":            {Stdout: "uffd is supported\n"},
+			"criu check --feature uffd-noncoop":    {Stdout: "uffd-noncoop is supported\n"},
+			"criu check --feature mem_dirty_track": {Code: 1, Stderr: "Warn  (criu/cr-check.c:824): Dirty tracking is OFF. Memory snapshot will not work.\n"},
 		},
 	}
 	f.host = &Host{

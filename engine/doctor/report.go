@@ -22,6 +22,9 @@ const (
 // Report is the outcome of one run.
 type Report struct {
 	Results []Result
+	// Versions are this host's CRIU and runtime releases, what
+	// --destination compares; nil in a report built by hand.
+	Versions *Versions
 }
 
 // Worst is fail if any check failed, else warn if any warned, else ok.
@@ -67,8 +70,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		ExitCode int            `json:"exit_code"`
 		Summary  map[Status]int `json:"summary"`
 		Checks   []Result       `json:"checks"`
+		Versions *Versions      `json:"versions,omitempty"`
 	}{SchemaVersion, r.Worst(), r.ExitCode(),
-		map[Status]int{OK: n[OK], Warn: n[Warn], Fail: n[Fail], Skip: n[Skip]}, r.Results}
+		map[Status]int{OK: n[OK], Warn: n[Warn], Fail: n[Fail], Skip: n[Skip]}, r.Results, r.Versions}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {

@@ -221,7 +221,7 @@ func doctorJSON(t *testing.T) []byte {
 		{ID: "limits.nofile", Title: "podman's default nofile within the hard limit", Status: doctor.Fail,
 			Evidence: []string{"default_ulimits nofile=1048576 > hard limit 524288"}, Fix: "set default_ulimits in containers.conf"},
 		{ID: "selinux.policy", Title: "crhook SELinux module", Status: doctor.Skip, Evidence: []string{}},
-	}}
+	}, Versions: &doctor.Versions{CRIU: "4.2.1", Runtime: "runc", RuntimeVersion: "1.1.5"}}
 	var buf bytes.Buffer
 	if err := rep.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
