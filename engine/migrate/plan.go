@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -95,7 +95,12 @@ type PageServer struct {
 
 // String is the ADDR:PORT form runc's --page-server takes.
 func (p PageServer) String() string {
-	return net.JoinHostPort(p.Address, fmt.Sprint(p.Port))
+	// net.JoinHostPort, without linking package net into crhook-runtime
+	// (it reads the plan on every checkpoint and restore).
+	if strings.Contains(p.Address, ":") {
+		return "[" + p.Address + "]:" + strconv.Itoa(p.Port)
+	}
+	return p.Address + ":" + strconv.Itoa(p.Port)
 }
 
 // TLSPaths are the files CRIU's --tls-cacert, --tls-cert and --tls-key

@@ -16,6 +16,15 @@ var forbidden = map[string]string{
 	"github.com/spf13/pflag":                 "cobra's flag parser: the runtime's flags are the wrapped runtime's",
 	"github.com/crhook/crhook/engine/doctor": "host checks run by `crhook doctor`, never on the container path",
 	"github.com/crhook/crhook/config/edit":   "the editor behind `crhook config set` and `unset`",
+	// The shim reads a migration's plan and passes TLS file names to
+	// CRIU; making certificates and reaching hosts is the orchestrator's.
+	"crypto/x509": "certificates are made by `crhook migrate` (engine/migrate/pki), never by the runtime",
+}
+
+// forbiddenExact are forbidden by themselves, not with their subpackages
+// (net/url parses nothing on the network).
+var forbiddenExact = map[string]string{
+	"net": "the runtime opens no connection itself; CRIU and runc do",
 }
 
 // allowedHeavy are packages that are large but needed on the failure path;
@@ -44,6 +53,9 @@ func TestRuntimeDeps(t *testing.T) {
 			if p == bad || strings.HasPrefix(p, bad+"/") {
 				t.Errorf("crhook-runtime links %s (%s); find who imports it with `go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./hook/crhook-runtime`", p, why)
 			}
+		}
+		if why, ok := forbiddenExact[p]; ok {
+			t.Errorf("crhook-runtime links %s (%s)", p, why)
 		}
 		if why, ok := allowedHeavy[p]; ok {
 			t.Logf("links %s: %s", p, why)

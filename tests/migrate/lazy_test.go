@@ -24,6 +24,7 @@ import (
 
 	"github.com/crhook/crhook/engine"
 	"github.com/crhook/crhook/engine/migrate"
+	"github.com/crhook/crhook/engine/migrate/pki"
 )
 
 // pipeMaxSize is what CRIU's lazy dump needs without CAP_SYS_RESOURCE:
@@ -133,7 +134,7 @@ type lazySource struct {
 	mib               int
 	pageServer        migrate.PageServer
 	dstTLS            migrate.TLSPaths
-	material          *migrate.TLSMaterial
+	material          *pki.TLSMaterial
 	dstBundle, dstID  string
 	src               *ctr
 	srcPid            int
@@ -172,15 +173,15 @@ func startLazySource(t *testing.T, name string, index int) *lazySource {
 	// them from the config file the bundle names (org.criu.config, as
 	// crhook's generated criu.conf), the destination's daemon from its
 	// command line.
-	material, err := migrate.NewTLSMaterial([]string{h.addr}, time.Hour, time.Now())
+	material, err := pki.NewTLSMaterial([]string{h.addr}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcTLS, err := material.WriteFiles(filepath.Join(h.state, "lazy-tls"), migrate.RoleServer)
+	srcTLS, err := material.WriteFiles(filepath.Join(h.state, "lazy-tls"), pki.RoleServer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dstTLS, err := material.WriteFiles(filepath.Join(scratch, "tls"), migrate.RoleClient)
+	dstTLS, err := material.WriteFiles(filepath.Join(scratch, "tls"), pki.RoleClient)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/crhook/crhook/engine/migrate"
+	"github.com/crhook/crhook/engine/migrate/pki"
 )
 
 // TestCRIUPageServerTLS checks engine/migrate's TLS material against the
@@ -30,20 +31,20 @@ func TestCRIUPageServerTLS(t *testing.T) {
 	if _, err := exec.LookPath("criu"); err != nil {
 		t.Skip("criu not installed: run tests/setup-host.sh")
 	}
-	m, err := migrate.NewTLSMaterial([]string{"127.0.0.1"}, time.Hour, time.Now())
+	m, err := pki.NewTLSMaterial([]string{"127.0.0.1"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := migrate.NewTLSMaterial([]string{"127.0.0.1"}, time.Hour, time.Now())
+	other, err := pki.NewTLSMaterial([]string{"127.0.0.1"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	srv, err := m.WriteFiles(filepath.Join(dir, "server"), migrate.RoleServer)
+	srv, err := m.WriteFiles(filepath.Join(dir, "server"), pki.RoleServer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := m.WriteFiles(filepath.Join(dir, "client"), migrate.RoleClient)
+	cli, err := m.WriteFiles(filepath.Join(dir, "client"), pki.RoleClient)
 	if err != nil {
 		t.Fatal(err)
 	}

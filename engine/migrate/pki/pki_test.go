@@ -1,4 +1,4 @@
-package migrate
+package pki
 
 import (
 	"crypto/tls"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/engine/migrate"
 )
 
 var testNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -145,7 +147,7 @@ func TestTLSWriteFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TLSPaths{CACert: dir + "/ca.pem", Cert: dir + "/client.pem", Key: dir + "/client-key.pem"}
+	want := migrate.TLSPaths{CACert: dir + "/ca.pem", Cert: dir + "/client.pem", Key: dir + "/client-key.pem"}
 	if paths != want {
 		t.Fatalf("paths = %+v, want %+v", paths, want)
 	}

@@ -1,4 +1,4 @@
-package migrate
+package pki
 
 import (
 	"crypto/ecdsa"
@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/crhook/crhook/engine/migrate"
 )
 
 // TLSMaterial is one migration's TLS material for CRIU's page server, PEM
@@ -159,25 +161,25 @@ func pemBlock(kind string, der []byte) []byte {
 // missing and must then be a directory only its owner can enter; the
 // files are new (O_EXCL, O_NOFOLLOW: a file or link already there is an
 // error, never followed or reused) and 0600.
-func (m *TLSMaterial) WriteFiles(dir string, role Role) (TLSPaths, error) {
+func (m *TLSMaterial) WriteFiles(dir string, role Role) (migrate.TLSPaths, error) {
 	if !filepath.IsAbs(dir) {
-		return TLSPaths{}, fmt.Errorf("write migration TLS files: directory %q is not absolute", dir)
+		return migrate.TLSPaths{}, fmt.Errorf("write migration TLS files: directory %q is not absolute", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return TLSPaths{}, fmt.Errorf("create migration TLS directory %q: %w", dir, err)
+		return migrate.TLSPaths{}, fmt.Errorf("create migration TLS directory %q: %w", dir, err)
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return TLSPaths{}, fmt.Errorf("check migration TLS directory %q: %w", dir, err)
+		return migrate.TLSPaths{}, fmt.Errorf("check migration TLS directory %q: %w", dir, err)
 	}
 	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
-		return TLSPaths{}, fmt.Errorf("migration TLS directory %q is %v: want a directory with mode 0700 (remove it and retry)", dir, fi.Mode())
+		return migrate.TLSPaths{}, fmt.Errorf("migration TLS directory %q is %v: want a directory with mode 0700 (remove it and retry)", dir, fi.Mode())
 	}
 	cert, key := m.ServerCert, m.ServerKey
 	if role == RoleClient {
 		cert, key = m.ClientCert, m.ClientKey
 	}
-	paths := TLSPaths{
+	paths := migrate.TLSPaths{
 		CACert: filepath.Join(dir, "ca.pem"),
 		Cert:   filepath.Join(dir, role.String()+".pem"),
 		Key:    filepath.Join(dir, role.String()+"-key.pem"),
@@ -187,10 +189,10 @@ func (m *TLSMaterial) WriteFiles(dir string, role Role) (TLSPaths, error) {
 		data []byte
 	}{{paths.CACert, m.CACert}, {paths.Cert, cert}, {paths.Key, key}} {
 		if len(f.data) == 0 {
-			return TLSPaths{}, fmt.Errorf("write %q: no %s material", f.path, role)
+			return migrate.TLSPaths{}, fmt.Errorf("write %q: no %s material", f.path, role)
 		}
 		if err := writeNew(f.path, f.data); err != nil {
-			return TLSPaths{}, err
+			return migrate.TLSPaths{}, err
 		}
 	}
 	return paths, nil
