@@ -16,7 +16,8 @@ var importRules = map[string][]string{
 	"config":              {"config/criuopt", "config/safefile"},
 	"config/edit":         {"config/criuopt", "config/safefile"},
 	"engine/diagnose":     {"config/safefile"}, // a CRIU log in, a diagnosis out
-	"engine/migrate":      nil,
+	"engine/migrate":      nil,                 // the plan the shim reads, and the orchestrator's pure rules
+	"engine/migrate/pki":  {"engine/migrate"},
 	"engine/doctor":       {"config", "config/criuopt", "config/safefile"},
 	"engine":              {"config", "config/criuopt", "config/safefile", "engine/diagnose", "engine/migrate"},
 	"hook/crhook-runtime": {"config", "engine"},
