@@ -183,6 +183,9 @@ func (r *runner) checkpointRestore() int {
 		}
 		return 1
 	}
+	if code, ok := r.migration(id); ok { // lazy.go: a migration's plan
+		return code
+	}
 	// A checkpoint that fails after CRIU froze the container must not
 	// leave it frozen; what it was before decides whether to resume it.
 	var before string
