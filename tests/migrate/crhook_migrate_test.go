@@ -1,0 +1,247 @@
+//go:build e2e
+
+package migrate
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// memhogImage is the image the podman migration tests run: memhog alone.
+const memhogImage = "localhost/crhook-test/memhog:e2e"
+
+// podmanMigration is a memhog container in host B's podman, ready to be
+// moved to host A with `crhook migrate`, run on B.
+//
+// The direction is B to A on purpose, as in TestLazyMigrationRunc: the
+// lazy page server runs on the source and listens on every address it
+// has whatever it is told; on B that is the veth pair alone.
+type podmanMigration struct {
+	h         *hostB
+	name      string
+	ctl       string // memhog's control directory, bind-mounted from A's file system (B shares it)
+	mib       int
+	sshConfig string // B's ssh client config for host "hosta" (A's test sshd)
+	seq       int
+}
+
+func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration {
+	t.Helper()
+	needRoot(t, "runc", "criu", "crhook")
+	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
+		t.Skipf("CRIU says lazy pages cannot work here (criu check --feature uffd-noncoop): %s", r.err+r.out)
+	}
+	if r := run(t, "crhook", "migrate", "--help"); r.code != 0 {
+		t.Skipf("the installed crhook has no migrate command: run make install: %s", r)
+	}
+	raisePipeMaxSize(t)
+	h := upHostB(t, bed, index)
+	scratch := scratchDir(t)
+	m := &podmanMigration{h: h, name: "mig-" + strconv.Itoa(rand.IntN(1e6)), ctl: filepath.Join(scratch, "ctl"), mib: 64}
+	if v := os.Getenv("CRHOOK_MIGRATE_MIB"); v != "" {
+		m.mib, _ = strconv.Atoi(v)
+	}
+	if err := os.MkdirAll(m.ctl, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	m.sshConfig = startSSHDOnA(t, h, scratch)
+	buildMemhogImage(t, scratch)
+	t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", "-t", "0", m.name).Run() })
+	// The image in B's store, as a user would bring it.
+	save := exec.Command("sh", "-c", fmt.Sprintf("podman save %s | ssh -F %s %s podman load -q", memhogImage, h.sshConfig, h.name))
+	if out, err := save.CombinedOutput(); err != nil {
+		t.Fatalf("copy %s to B: %v\n%s", memhogImage, err, out)
+	}
+	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
+	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime crhook --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
+		m.name, m.ctl, memhogImage, m.mib, seed))
+	eventually(t, 60*time.Second, "memhog ready on B", func() bool {
+		_, err := os.Stat(filepath.Join(m.ctl, "ready"))
+		return err == nil
+	})
+	m.ask(t, "reset", 10*time.Second)
+	return m
+}
+
+// ask sends memhog a command through its control directory and returns
+// the answer.
+func (m *podmanMigration) ask(t *testing.T, cmd string, within time.Duration) string {
+	t.Helper()
+	m.seq++
+	seq := strconv.Itoa(m.seq)
+	tmp := filepath.Join(m.ctl, "cmd.tmp")
+	if err := os.WriteFile(tmp, []byte(seq+" "+cmd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(m.ctl, "cmd")); err != nil {
+		t.Fatal(err)
+	}
+	var answer string
+	eventually(t, within, fmt.Sprintf("memhog answers %q", cmd), func() bool {
+		data, err := os.ReadFile(filepath.Join(m.ctl, "out"))
+		if s, a, ok := strings.Cut(strings.TrimSpace(string(data)), " "); err == nil && ok && s == seq {
+			answer = a
+			return true
+		}
+		return false
+	})
+	return answer
+}
+
+// migrate runs `crhook migrate` on B, to A.
+func (m *podmanMigration) migrate(t *testing.T, extra ...string) (result, map[string]any) {
+	t.Helper()
+	args := append([]string{"migrate", m.name, "ssh://hosta", "--mode", "lazy", "--ssh-config", m.sshConfig,
+		"--format", "json", "--connect-timeout", "20s", "--no-progress-timeout", "30s", "--timeout", "5m"}, extra...)
+	r := runCmd(t, m.h.cmd("crhook", args...))
+	var s map[string]any
+	if err := json.Unmarshal([]byte(r.out), &s); err != nil {
+		t.Logf("crhook migrate printed no JSON summary (%v): %s", err, r)
+	}
+	return r, s
+}
+
+// state is the container's podman state on A (a) or B, "" when absent.
+func (m *podmanMigration) state(t *testing.T, onA bool) string {
+	t.Helper()
+	cmd := exec.Command("podman", "inspect", "--format", "{{.State.Status}}", m.name)
+	if !onA {
+		cmd = m.h.cmd("podman", "inspect", "--format", "{{.State.Status}}", m.name)
+	}
+	r := runCmd(t, cmd)
+	if r.code != 0 {
+		return ""
+	}
+	return strings.TrimSpace(r.out)
+}
+
+// TestCrhookMigrateLazy moves a podman container from B to A with
+// `crhook migrate --mode lazy`: every page checked on A, the heartbeat
+// gap measured, the source left stopped, exactly one running copy.
+func TestCrhookMigrateLazy(t *testing.T) {
+	m := setupPodmanMigration(t, "crhook-tm", 5)
+	start := time.Now()
+	r, s := m.migrate(t)
+	took := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("crhook migrate: %s", r)
+	}
+	if got := m.state(t, true); got != "running" {
+		t.Fatalf("container on A after the migration: %q, want running", got)
+	}
+	if got := m.state(t, false); got == "running" || got == "" {
+		t.Fatalf("container on B after the migration: %q, want stopped (exited)", got)
+	}
+	line := m.ask(t, "check", 120*time.Second)
+	got := fields(line)
+	if got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
+		t.Fatalf("memory on A after the migration: %s (want %d pages, 0 bad)", line, m.mib<<8)
+	}
+	gap, _ := strconv.Atoi(got["max_gap_us"])
+	t.Logf("crhook migrate --mode lazy of %d MiB B→A in %v: heartbeat gap %v, summary %v", m.mib, took.Round(time.Millisecond),
+		(time.Duration(gap) * time.Microsecond).Round(time.Millisecond), s)
+	if s["phase"] != "done" || s["source_state"] != "stopped" {
+		t.Errorf("summary: %v", s)
+	}
+	if img, _ := s["image_bytes"].(float64); img > float64(m.mib)*(1<<20)/4 {
+		t.Errorf("the checkpoint archive holds %v bytes for %d MiB: pages went with it, not lazily", img, m.mib)
+	}
+}
+
+// startSSHDOnA runs an sshd on A's end of the veth pair, so B can reach
+// A over ssh as `crhook migrate` on B does; it returns B's client config
+// naming A "hosta". Keys are made for this test; the sshd is stopped
+// when the test ends (and dies with the scratch directory's guard).
+func startSSHDOnA(t *testing.T, h *hostB, scratch string) string {
+	t.Helper()
+	dir := filepath.Join(scratch, "sshd-a")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key"))
+	mustRun(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "id"))
+	pub, err := os.ReadFile(filepath.Join(dir, "id.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600))
+	port := 2200 + rand.IntN(700)
+	must(t, os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(fmt.Sprintf(`ListenAddress %s:%d
+HostKey %s/host_key
+AuthorizedKeysFile %s/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+`, h.aAddr, port, dir, dir)), 0o600))
+	must(t, os.MkdirAll("/run/sshd", 0o755))
+	sshd := exec.Command("/usr/sbin/sshd", "-D", "-f", filepath.Join(dir, "sshd_config"), "-E", filepath.Join(dir, "sshd.log"))
+	if err := sshd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sshd.Process.Kill(); _ = sshd.Wait() })
+	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(fmt.Sprintf("[%s]:%d %s", h.aAddr, port, hostPub)), 0o600))
+	cfg := filepath.Join(dir, "ssh_config")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`Host hosta
+  HostName %s
+  Port %d
+  User root
+  IdentityFile %s/id
+  IdentitiesOnly yes
+  UserKnownHostsFile %s/known_hosts
+  StrictHostKeyChecking yes
+  BatchMode yes
+`, h.aAddr, port, dir, dir)), 0o600))
+	eventually(t, 20*time.Second, "B reaches A's test sshd", func() bool {
+		return runCmd(t, h.cmd("ssh", "-F", cfg, "hosta", "true")).code == 0
+	})
+	return cfg
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildMemhogImage imports memhog, alone, as an image into A's podman.
+func buildMemhogImage(t *testing.T, scratch string) {
+	t.Helper()
+	bin := buildMemhog(t, scratch)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(scratch, "memhog.tar")
+	f, err := os.OpenFile(tarPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, d := range []string{"ctl/", "tmp/"} {
+		must(t, tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}))
+	}
+	must(t, tw.WriteHeader(&tar.Header{Name: "memhog", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}))
+	_, err = tw.Write(data)
+	must(t, err)
+	must(t, tw.Close())
+	must(t, f.Close())
+	mustRun(t, "podman", "import", tarPath, memhogImage)
+	t.Cleanup(func() { _ = exec.Command("podman", "rmi", "-f", memhogImage).Run() })
+}
