@@ -149,11 +149,18 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 	if !filepath.IsAbs(images) {
 		return fail(fmt.Errorf("restore has no absolute --image-path (%q)", images))
 	}
+	// runc's CRIU looks for the daemon's socket in its work directory
+	// (podman passes the bundle), not in the images directory.
+	work := r.workDir()
+	if !filepath.IsAbs(work) {
+		return fail(fmt.Errorf("restore has no absolute --work-path (%q)", work))
+	}
 	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
 	daemonArgs, err := LazyPagesDaemonArgs(p.PageServer, p.TLS, images, filepath.Join(dir, LazyPagesLog))
 	if err != nil {
 		return fail(err)
 	}
+	daemonArgs = append(daemonArgs, "-W", work)
 	criu := r.inv.globalFlag("--criu", "criu")
 	if path, err := exec.LookPath(criu); err == nil {
 		criu = path
@@ -167,7 +174,7 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 	if err != nil {
 		return fail(err)
 	}
-	sock := filepath.Join(images, "lazy-pages.socket")
+	sock := filepath.Join(work, "lazy-pages.socket")
 	deadline := time.Now().Add(time.Duration(p.Timeouts.Connect))
 	for {
 		if _, err := os.Stat(sock); err == nil {

@@ -31,6 +31,7 @@ type podmanMigration struct {
 	ctl       string // memhog's control directory, bind-mounted from A's file system (B shares it)
 	mib       int
 	sshConfig string // B's ssh client config for host "hosta" (A's test sshd)
+	dest      string // ssh://hosta:PORT
 	seq       int
 }
 
@@ -53,7 +54,9 @@ func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration 
 	if err := os.MkdirAll(m.ctl, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	m.sshConfig = startSSHDOnA(t, h, scratch)
+	var port int
+	m.sshConfig, port = startSSHDOnA(t, h, scratch)
+	m.dest = "ssh://hosta:" + strconv.Itoa(port)
 	buildMemhogImage(t, scratch)
 	t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", "-t", "0", m.name).Run() })
 	// The image in B's store, as a user would bring it.
@@ -100,7 +103,7 @@ func (m *podmanMigration) ask(t *testing.T, cmd string, within time.Duration) st
 // migrate runs `crhook migrate` on B, to A.
 func (m *podmanMigration) migrate(t *testing.T, extra ...string) (result, map[string]any) {
 	t.Helper()
-	args := append([]string{"migrate", m.name, "ssh://hosta", "--mode", "lazy", "--ssh-config", m.sshConfig,
+	args := append([]string{"migrate", m.name, m.dest, "--mode", "lazy", "--ssh-config", m.sshConfig,
 		"--format", "json", "--connect-timeout", "20s", "--no-progress-timeout", "30s", "--timeout", "5m"}, extra...)
 	r := runCmd(t, m.h.cmd("crhook", args...))
 	var s map[string]any
@@ -159,9 +162,9 @@ func TestCrhookMigrateLazy(t *testing.T) {
 
 // startSSHDOnA runs an sshd on A's end of the veth pair, so B can reach
 // A over ssh as `crhook migrate` on B does; it returns B's client config
-// naming A "hosta". Keys are made for this test; the sshd is stopped
+// naming A "hosta", and the port. Keys are made for this test; the sshd is stopped
 // when the test ends (and dies with the scratch directory's guard).
-func startSSHDOnA(t *testing.T, h *hostB, scratch string) string {
+func startSSHDOnA(t *testing.T, h *hostB, scratch string) (string, int) {
 	t.Helper()
 	dir := filepath.Join(scratch, "sshd-a")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -210,7 +213,7 @@ PidFile none
 	eventually(t, 20*time.Second, "B reaches A's test sshd", func() bool {
 		return runCmd(t, h.cmd("ssh", "-F", cfg, "hosta", "true")).code == 0
 	})
-	return cfg
+	return cfg, port
 }
 
 func must(t *testing.T, err error) {

@@ -205,6 +205,9 @@ func (h *PodmanHost) Send(ctx context.Context, file string) (string, error) {
 	return dst, nil
 }
 
+// RemoveID deletes the container with that ID there, running or not.
+func (h *PodmanHost) RemoveID(ctx context.Context, id string) error { return h.Remove(ctx, id) }
+
 // Restore imports the archive under the container's own name.
 func (h *PodmanHost) Restore(ctx context.Context, name, file string) error {
 	if _, err := h.R.Run(ctx, nil, "podman", "container", "restore", "--import", file); err != nil {

@@ -80,8 +80,9 @@ type Destination interface {
 	// Send copies the checkpoint file over and returns its path there.
 	Send(ctx context.Context, file string) (string, error)
 	Restore(ctx context.Context, name, file string) error
-	// Remove deletes whatever of the container exists there (podman rm -f).
-	Remove(ctx context.Context, name string) error
+	// RemoveID deletes the migration's container there by its ID (podman
+	// rm -f): never another container that happens to have its name.
+	RemoveID(ctx context.Context, id string) error
 	// PageServerAddress is the source's address as the destination sees
 	// it: where the lazy-pages daemon connects.
 	PageServerAddress(ctx context.Context) (string, error)
@@ -204,7 +205,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 
 	// From here until the destination runs, a failure rolls back.
 	rollback := func(cause error) (*Summary, error) {
-		rerr := dst.Remove(ctx, o.Container)
+		rerr := dst.RemoveID(ctx, c.ID)
 		s.DestinationState = "removed"
 		if rerr != nil {
 			s.DestinationState = "unknown: " + rerr.Error()
@@ -264,7 +265,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			last, lastMoved = now(), moved
 		} else if now().Sub(last) > time.Duration(o.Timeouts.NoProgress) {
 			_ = dst.Abort(ctx, c.ID, o.MigrationID)
-			_ = dst.Remove(ctx, o.Container)
+			_ = dst.RemoveID(ctx, c.ID)
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
 			s.DestinationState = "killed: no progress"
 			s.SourceState = "stopped; its page server was stopped"
@@ -272,7 +273,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 		}
 		if now().Sub(start) > time.Duration(o.Timeouts.Total) {
 			_ = dst.Abort(ctx, c.ID, o.MigrationID)
-			_ = dst.Remove(ctx, o.Container)
+			_ = dst.RemoveID(ctx, c.ID)
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
 			s.DestinationState = "killed: total timeout"
 			s.SourceState = "stopped; its page server was stopped"

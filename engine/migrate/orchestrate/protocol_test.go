@@ -56,7 +56,8 @@ func (f *fake) Checkpoint(context.Context, string) (string, int64, error) {
 func (f *fake) Rollback(context.Context, Container, *migrate.Plan, *migrate.TLSMaterial) error {
 	return f.rec("Rollback")
 }
-func (f *fake) Remove(context.Context, string) error        { return f.rec("Remove") }
+func (f *fake) Remove(context.Context, string) error         { return f.rec("Remove") }
+func (f *fake) RemoveID(context.Context, string) error       { return f.rec("Remove") }
 func (f *fake) Send(context.Context, string) (string, error) { return "/r/x.tar", f.rec("Send") }
 func (f *fake) Restore(context.Context, string, string) error {
 	return f.rec("Restore")
@@ -77,7 +78,7 @@ var (
 // killed and the source reported; only a full transfer commits.
 func TestRun(t *testing.T) {
 	for _, tc := range []struct {
-		name            string
+		name             string
 		srcFail, dstFail string
 		srcProg, dstProg []Progress
 		rm               bool
