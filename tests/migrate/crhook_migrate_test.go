@@ -248,3 +248,88 @@ func buildMemhogImage(t *testing.T, scratch string) {
 	mustRun(t, "podman", "import", tarPath, memhogImage)
 	t.Cleanup(func() { _ = exec.Command("podman", "rmi", "-f", memhogImage).Run() })
 }
+
+// TestCrhookMigrateLazyRestoreFails: the destination's restore fails (a
+// container of another ID already has the name there). The promise: the
+// source runs again with every page, restored from its own page server;
+// the destination holds nothing of the migration, and its namesake is
+// untouched.
+func TestCrhookMigrateLazyRestoreFails(t *testing.T) {
+	m := setupPodmanMigration(t, "crhook-tf", 6)
+	decoy := strings.TrimSpace(mustRun(t, "podman", "create", "--name", m.name, memhogImage, "/memhog"))
+	r, s := m.migrate(t)
+	if r.code == 0 {
+		t.Fatalf("crhook migrate succeeded although the destination's restore must fail: %s", r)
+	}
+	t.Logf("summary: %v", s)
+	if got := m.state(t, false); got != "running" {
+		t.Fatalf("source container on B after the failed migration: %q, want running again\n%s", got, r)
+	}
+	if src, _ := s["source_state"].(string); !strings.HasPrefix(src, "running") {
+		t.Errorf("summary's source_state %q, want running", src)
+	}
+	line := m.ask(t, "check", 120*time.Second)
+	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
+		t.Fatalf("memory of the rolled-back source: %s", line)
+	}
+	ids := strings.Fields(mustRun(t, "podman", "ps", "-a", "--filter", "name=^"+m.name+"$", "--format", "{{.ID}}"))
+	if len(ids) != 1 || !strings.HasPrefix(decoy, ids[0]) {
+		t.Fatalf("destination after the rollback holds %v, want only the namesake %s", ids, decoy[:12])
+	}
+}
+
+// TestCrhookMigrateLazyDaemonKilled: the destination's lazy-pages daemon
+// is killed after the destination runs. The promise: the destination is
+// killed (it never runs on with a page read as zeros), the failure is
+// reported with the source's state, and nothing runs twice.
+func TestCrhookMigrateLazyDaemonKilled(t *testing.T) {
+	if os.Getenv("CRHOOK_MIGRATE_MIB") == "" {
+		t.Setenv("CRHOOK_MIGRATE_MIB", "512") // long enough a transfer to break
+	}
+	m := setupPodmanMigration(t, "crhook-tk", 7)
+	stateDir := "/run/crhook" // A's crhook state_dir (contrib/crhook.toml)
+	killed := make(chan string, 1)
+	go func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			plans, _ := filepath.Glob(filepath.Join(stateDir, "containers", "*", "migration.json"))
+			for _, p := range plans {
+				data, err := os.ReadFile(p)
+				if err != nil || !strings.Contains(string(data), `"restored"`) {
+					continue
+				}
+				var plan struct {
+					MigrationID string `json:"migration_id"`
+				}
+				_ = json.Unmarshal(data, &plan)
+				// The daemon itself, not its supervisor: as if it crashed.
+				out, _ := exec.Command("pgrep", "-f", `^\S*criu lazy-pages .*`+plan.MigrationID).Output()
+				for _, pid := range strings.Fields(string(out)) {
+					_ = exec.Command("kill", "-9", pid).Run()
+				}
+				killed <- string(out)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		killed <- ""
+	}()
+	r, s := m.migrate(t)
+	pids := <-killed
+	if r.code == 0 {
+		t.Skipf("every page moved before the daemon (%q) could be killed; raise CRHOOK_MIGRATE_MIB", pids)
+	}
+	t.Logf("killed lazy-pages %q; summary: %v", strings.TrimSpace(pids), s)
+	if got := m.state(t, true); got == "running" {
+		t.Fatalf("destination container still runs after its lazy-pages daemon died: it would read missing pages as zeros\n%s", r)
+	}
+	if got := m.state(t, false); got == "running" {
+		t.Fatalf("source runs too: two copies\n%s", r)
+	}
+	if d, _ := s["destination_state"].(string); !strings.HasPrefix(d, "killed") {
+		t.Errorf("summary's destination_state %q, want killed", d)
+	}
+	if src, _ := s["source_state"].(string); src == "" || !strings.Contains(r.err, "source: ") {
+		t.Errorf("the failure does not state the source's state: %s", r)
+	}
+}

@@ -208,6 +208,18 @@ func (h *PodmanHost) Send(ctx context.Context, file string) (string, error) {
 // RemoveID deletes the container with that ID there, running or not.
 func (h *PodmanHost) RemoveID(ctx context.Context, id string) error { return h.Remove(ctx, id) }
 
+// KillID kills the container with that ID there; not running is fine.
+func (h *PodmanHost) KillID(ctx context.Context, id string) error {
+	out, err := h.R.Run(ctx, nil, "podman", "inspect", "--format", "{{.State.Running}}", id)
+	if err != nil || strings.TrimSpace(string(out)) != "true" {
+		return nil // gone or stopped: nothing runs
+	}
+	if _, err := h.R.Run(ctx, nil, "podman", "kill", "--signal", "KILL", id); err != nil {
+		return fmt.Errorf("kill %s on %s: %w", id, h.R.Where(), err)
+	}
+	return nil
+}
+
 // Restore imports the archive under the container's own name.
 func (h *PodmanHost) Restore(ctx context.Context, name, file string) error {
 	if _, err := h.R.Run(ctx, nil, "podman", "container", "restore", "--import", file); err != nil {

@@ -83,6 +83,9 @@ type Destination interface {
 	// RemoveID deletes the migration's container there by its ID (podman
 	// rm -f): never another container that happens to have its name.
 	RemoveID(ctx context.Context, id string) error
+	// KillID kills the migration's container there, keeping it for
+	// inspection; not running is fine.
+	KillID(ctx context.Context, id string) error
 	// PageServerAddress is the source's address as the destination sees
 	// it: where the lazy-pages daemon connects.
 	PageServerAddress(ctx context.Context) (string, error)
@@ -251,7 +254,12 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			s.DestinationState = "unknown (control channel: " + derr.Error() + ")"
 			return failf("cannot watch the destination: %w", derr)
 		case dp.Done && dp.Code != 0:
+			// The daemon's supervisor killed the container the moment the
+			// daemon died; kill it again in case the supervisor died too.
 			s.DestinationState = "killed: its lazy-pages daemon failed, no page was zero-filled"
+			if err := dst.KillID(ctx, c.ID); err != nil {
+				s.DestinationState = "lazy-pages daemon failed; KILLING IT FAILED: " + err.Error()
+			}
 			s.SourceState = sourceAfter(sp, serr)
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
 			return failf("the page stream broke (lazy-pages daemon exit %d)", dp.Code)
