@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -331,5 +332,59 @@ func TestCrhookMigrateLazyDaemonKilled(t *testing.T) {
 	}
 	if src, _ := s["source_state"].(string); src == "" || !strings.Contains(r.err, "source: ") {
 		t.Errorf("the failure does not state the source's state: %s", r)
+	}
+}
+
+// TestCrhookMigrateLazyPageServerKilled: the source's page server is
+// killed before the destination restores. The promise: the source runs
+// again, every page intact; the destination holds nothing.
+func TestCrhookMigrateLazyPageServerKilled(t *testing.T) {
+	m := setupPodmanMigration(t, "crhook-tp", 8)
+	killed := make(chan string, 1)
+	go func() {
+		// The page server serves once podman writes the archive (it
+		// exports after crhook-runtime returned at the status byte), and
+		// the destination cannot have restored yet. Kill the page
+		// server's whole process group (runc, CRIU), found in B's /run
+		// through B's sshd's root.
+		sshdPid, _ := os.ReadFile(filepath.Join(m.h.state, "sshd.pid"))
+		bRun := "/proc/" + strings.TrimSpace(string(sshdPid)) + "/root/run/crhook/migrations"
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar")
+			for _, tarFile := range tars {
+				id := strings.TrimPrefix(filepath.Base(filepath.Dir(tarFile)), "crhook-migrate-")
+				data, err := os.ReadFile(filepath.Join(bRun, id, "pgid"))
+				if err != nil {
+					continue
+				}
+				g, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+				if g > 1 && syscall.Kill(-g, syscall.SIGKILL) == nil {
+					killed <- strconv.Itoa(g)
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		killed <- ""
+	}()
+	r, s := m.migrate(t)
+	pgid := <-killed
+	t.Logf("killed page server group %q; summary: %v", pgid, s)
+	if pgid == "" {
+		t.Fatal("the page server was never seen serving")
+	}
+	if r.code == 0 {
+		t.Fatalf("crhook migrate succeeded although its page server was killed: %s", r)
+	}
+	if got := m.state(t, true); got != "" {
+		t.Errorf("destination holds the container (%s) after the page server died before it restored", got)
+	}
+	if got := m.state(t, false); got != "running" {
+		t.Fatalf("source container on B: %q, want running again\n%s", got, r)
+	}
+	line := m.ask(t, "check", 120*time.Second)
+	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
+		t.Fatalf("memory of the source after the rollback: %s", line)
 	}
 }
