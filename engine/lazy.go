@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,10 @@ const (
 	// LazyPagesOut is its output; LazyPagesLog is CRIU's log.
 	LazyPagesOut = "lazy-pages.out"
 	LazyPagesLog = "lazy-pages.log"
+	// DeleteArgv (source) is the runtime command line, as JSON, that
+	// deletes the dumped tasks kept for the migration (keepForMigration)
+	// once it failed after the destination ran.
+	DeleteArgv = "delete.json"
 	// PGID holds the process group of the detached supervisor: killing
 	// that group stops the page server or the lazy-pages daemon.
 	PGID = "pgid"
@@ -62,10 +67,80 @@ func (r *runner) migration(id string) (code int, ok bool) {
 		fmt.Fprintf(r.stderr, "crhook: %s of container %s refused: %v\n", r.inv.cmd, id, err)
 		return 1, true
 	}
-	if r.inv.cmd == "checkpoint" {
+	switch {
+	case r.inv.cmd == "checkpoint":
 		return r.lazyCheckpoint(id, p), true
+	case p.Status == migrate.StatusFailed:
+		return r.rollbackRestore(id, p), true
 	}
 	return r.lazyRestore(id, p), true
+}
+
+// keepForMigration is asked at `delete`: podman deletes the container
+// right after its checkpoint, but while the page server serves, the
+// dumped tasks (frozen) are the only copy of the container that a
+// failure before the destination runs can bring back: CRIU's page
+// server holds the pages only in pipes, gone when it dies. They stay
+// until the migration ends; runc destroys them itself once every page
+// has moved, and a rollback dumps them anew. Anything unreadable lets
+// the delete go on: crhook never blocks stopping a container.
+func (r *runner) keepForMigration(id string) bool {
+	p, err := ReadPlan(r.settings.StateDir, id)
+	if err != nil || p == nil || p.Status != migrate.StatusServing {
+		return false
+	}
+	fmt.Fprintf(r.stderr, "crhook: container %s is dumped for migration %s and its page server serves; its frozen tasks stay until the migration commits or rolls back\n",
+		ShortID(id), p.MigrationID)
+	return true
+}
+
+// rollbackRestore brings a container back on the source after a
+// migration failed before the destination ran. Its dumped tasks are still
+// there, frozen (keepForMigration): stop what is left of the page server,
+// dump them again, fully, into a fresh image directory, and restore from
+// it as an ordinary restore.
+func (r *runner) rollbackRestore(id string, p *migrate.Plan) int {
+	fail := func(err error) int {
+		fmt.Fprintf(r.stderr, "crhook: rollback of container %s after migration %s failed: %v\n", id, p.MigrationID, err)
+		return 1
+	}
+	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
+	if data, err := os.ReadFile(filepath.Join(dir, PGID)); err == nil {
+		if pgid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pgid > 1 {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
+	if st, err := r.status(id); err != nil || (st != "paused" && st != "running") {
+		return fail(fmt.Errorf("the dumped tasks are gone (runtime state %q, %v): nothing to roll back to", st, err))
+	}
+	images := r.inv.flag("--image-path", "")
+	if !filepath.IsAbs(images) {
+		return fail(fmt.Errorf("restore has no absolute --image-path (%q)", images))
+	}
+	// The dumped tasks' old conmon still waits for them: when the dump
+	// below ends them it would write their exit status where podman
+	// looks for the restored container's, and podman would kill that.
+	if err := r.killOldConmon(id); err != nil {
+		return fail(err)
+	}
+	lazyImages := images + ".lazy-" + p.MigrationID
+	if err := os.Rename(images, lazyImages); err != nil {
+		return fail(err)
+	}
+	if err := os.Mkdir(images, 0o700); err != nil {
+		return fail(err)
+	}
+	dump := append(append(append([]string{}, r.inv.global...), "checkpoint", "--image-path", images, "--work-path", images), id)
+	cmd := exec.Command(r.runtime, dump...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("%s: %w: %s", shellJoin(append([]string{r.runtime}, dump...)), err, strings.TrimSpace(string(out))))
+	}
+	_ = os.RemoveAll(lazyImages)
+	if code := r.run(nil); code != 0 {
+		r.explain(id, "")
+		return code
+	}
+	return 0
 }
 
 // lazyCheckpoint starts `runc checkpoint --lazy-pages --page-server
@@ -126,9 +201,16 @@ func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
 		r.unfreeze(id, before)
 		return fail(fmt.Errorf("runc checkpoint --lazy-pages gave no status byte (%w): %s", err, strings.TrimSpace(string(out))))
 	}
+	del := r.runtimeCmd("delete", id)
+	del = append(del[:len(del)-1], "--force", id)
+	if data, err := json.Marshal(del); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, DeleteArgv), data, 0o600)
+	}
 	p.Status = migrate.StatusServing
 	if err := WritePlan(r.settings.StateDir, id, p); err != nil {
-		fmt.Fprintf(r.stderr, "crhook: warning: %v\n", err)
+		// Without "serving" in the plan, podman's delete would kill the
+		// tasks a rollback needs; the page server still works.
+		fmt.Fprintf(r.stderr, "crhook: warning: a failure before the destination runs cannot be rolled back: %v\n", err)
 	}
 	fmt.Fprintf(r.stderr, "crhook: container %s dumped lazily; its page server for migration %s waits at %s (process group %d)\n",
 		ShortID(id), p.MigrationID, p.PageServer, pgid)
@@ -292,4 +374,36 @@ func cloexecInherited() (restore func()) {
 			}
 		}
 	}
+}
+
+// killOldConmon kills the conmon that is the parent of container id's
+// init process, if any: only a process named conmon.
+func (r *runner) killOldConmon(id string) error {
+	argv := r.runtimeCmd("state", id)
+	out, err := exec.Command(argv[0], argv[1:]...).Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w", shellJoin(argv), err)
+	}
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.Pid <= 1 {
+		return fmt.Errorf("decode the answer of %s: %v: %q", shellJoin(argv), err, out)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", st.Pid))
+	if err != nil {
+		return nil // gone: nothing waits for it
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 2 {
+		return nil
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid)); err != nil || strings.TrimSpace(string(comm)) != "conmon" || ppid <= 1 {
+		return nil
+	}
+	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill the old conmon %d of container %s: %w", ppid, ShortID(id), err)
+	}
+	return nil
 }

@@ -72,6 +72,9 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 		}
 		return r.checkpointRestore()
 	case "delete":
+		if r.keepForMigration(inv.containerID()) { // lazy.go
+			return 0
+		}
 		code := r.run(nil)
 		if code == 0 {
 			if err := RemoveState(settings.StateDir, inv.containerID()); err != nil {

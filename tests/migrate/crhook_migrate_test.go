@@ -153,6 +153,7 @@ func TestCrhookMigrateLazy(t *testing.T) {
 	gap, _ := strconv.Atoi(got["max_gap_us"])
 	t.Logf("crhook migrate --mode lazy of %d MiB B→A in %v: heartbeat gap %v, summary %v", m.mib, took.Round(time.Millisecond),
 		(time.Duration(gap) * time.Microsecond).Round(time.Millisecond), s)
+	m.noTasksOnB(t, s)
 	if s["phase"] != "done" || s["source_state"] != "stopped" {
 		t.Errorf("summary: %v", s)
 	}
@@ -327,6 +328,7 @@ func TestCrhookMigrateLazyDaemonKilled(t *testing.T) {
 	if got := m.state(t, false); got == "running" {
 		t.Fatalf("source runs too: two copies\n%s", r)
 	}
+	m.noTasksOnB(t, s)
 	if d, _ := s["destination_state"].(string); !strings.HasPrefix(d, "killed") {
 		t.Errorf("summary's destination_state %q, want killed", d)
 	}
@@ -381,10 +383,27 @@ func TestCrhookMigrateLazyPageServerKilled(t *testing.T) {
 		t.Errorf("destination holds the container (%s) after the page server died before it restored", got)
 	}
 	if got := m.state(t, false); got != "running" {
-		t.Fatalf("source container on B: %q, want running again\n%s", got, r)
+		diag := runCmd(t, m.h.cmd("sh", "-c", "podman inspect --format '{{.State.ExitCode}} {{.State.Error}} {{.State.Pid}}' "+m.name+"; runc list; podman logs "+m.name+" | tail -5; ls -la /run/crhook/migrations/*/ 2>&1; cat /run/crhook/migrations/*/*.out 2>&1 | tail; podman events --since 2m --stream=false --filter container="+m.name+"; tail -5 /var/lib/containers/storage/overlay-containers/*/userdata/restore.log; ls /var/lib/containers/storage/overlay-containers/*/userdata/"))
+		t.Fatalf("source container on B: %q, want running again\n%s\n%s", got, r, diag)
 	}
 	line := m.ask(t, "check", 120*time.Second)
 	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
 		t.Fatalf("memory of the source after the rollback: %s", line)
 	}
+}
+
+// noTasksOnB: the source's dumped tasks, kept frozen while the page
+// server served, are gone once the migration ended: no second copy
+// waits to be thawed.
+func (m *podmanMigration) noTasksOnB(t *testing.T, summary map[string]any) {
+	t.Helper()
+	id, _ := summary["id"].(string)
+	if id == "" {
+		t.Fatal("the summary names no container ID")
+	}
+	var out string
+	eventually(t, 30*time.Second, "the source's runc container "+id[:12]+" gone from B", func() bool {
+		out = runCmd(t, m.h.cmd("runc", "list", "-q")).out
+		return !strings.Contains(out, id)
+	})
 }

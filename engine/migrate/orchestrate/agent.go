@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -103,7 +104,31 @@ func AgentAbort(stateDir, id, migID string) error {
 	if pgid, ok := readPGID(dir); ok {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
-	return AgentCleanup(stateDir, id, migID)
+	// The source's dumped tasks, kept frozen for a rollback, must not
+	// outlive an aborted migration: they would be a second copy.
+	err = deleteKept(dir)
+	return errors.Join(err, AgentCleanup(stateDir, id, migID))
+}
+
+// deleteKept runs the runtime's delete --force that crhook-runtime
+// recorded for the tasks it kept (source only); gone already is fine.
+func deleteKept(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, engine.DeleteArgv))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var argv []string
+	if err == nil {
+		err = json.Unmarshal(data, &argv)
+	}
+	if err != nil || len(argv) < 2 || !filepath.IsAbs(argv[0]) {
+		return fmt.Errorf("read %q: %v (%q)", filepath.Join(dir, engine.DeleteArgv), err, data)
+	}
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "does not exist") {
+		return fmt.Errorf("delete the source's kept tasks: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // AgentCleanup removes migration migID's plan and files; what still runs

@@ -168,11 +168,13 @@ func (h *PodmanHost) Checkpoint(ctx context.Context, name string) (string, int64
 	return file, fi.Size(), nil
 }
 
-// Rollback restores the container here from podman's kept image
-// directory, its pages faulted in from its own page server.
+// Rollback restores the container here through podman, from its dumped
+// tasks, which crhook-runtime kept frozen (see engine keepForMigration).
 func (h *PodmanHost) Rollback(ctx context.Context, c Container, p *migrate.Plan, m *migrate.TLSMaterial) error {
+	// Status failed tells crhook-runtime's restore to roll back: dump
+	// the kept, frozen tasks anew and restore from that.
 	back := *p
-	back.Status = migrate.StatusPlanned
+	back.Status, back.Error = migrate.StatusFailed, "rolled back on the source"
 	if err := h.Prepare(ctx, c.ID, &back, migrate.RoleClient, m); err != nil {
 		return err
 	}

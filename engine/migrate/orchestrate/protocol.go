@@ -67,8 +67,9 @@ type Source interface {
 	// returns its path and size; crhook-runtime returns at the status byte.
 	Checkpoint(ctx context.Context, name string) (file string, size int64, err error)
 	// Rollback brings the container back on the source after a failure
-	// before the destination ran: a lazy restore from its own page
-	// server, which still holds every page.
+	// before the destination ran, from its dumped tasks that
+	// crhook-runtime kept frozen: the page server may be dead, its pages
+	// with it.
 	Rollback(ctx context.Context, c Container, plan *migrate.Plan, m *migrate.TLSMaterial) error
 	// Remove deletes the stopped source container (--rm).
 	Remove(ctx context.Context, name string) error
@@ -220,7 +221,10 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			s.SourceState = "LOST: rollback failed: " + err.Error()
 			return failf("%w; rolling back: %w", cause, errors.Join(rerr, err))
 		}
-		s.SourceState = "running (restored from its own page server)"
+		s.SourceState = "running (rolled back)"
+		// The plan must not outlive the migration: a later checkpoint
+		// would act on it.
+		rerr = errors.Join(rerr, src.Cleanup(ctx, c.ID, o.MigrationID))
 		return failf("%w; the source runs again, the destination has nothing (%v)", cause, rerr)
 	}
 
