@@ -110,8 +110,12 @@ func (r *runner) rollbackRestore(id string, p *migrate.Plan) int {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		}
 	}
-	if st, err := r.status(id); err != nil || (st != "paused" && st != "running") {
-		return fail(fmt.Errorf("the dumped tasks are gone (runtime state %q, %v): nothing to roll back to", st, err))
+	st, err := r.status(id)
+	if err != nil {
+		return fail(fmt.Errorf("the dumped tasks are gone, nothing to roll back to: %w", err))
+	}
+	if st != "paused" && st != "running" {
+		return fail(fmt.Errorf("the dumped tasks are gone (runtime state %q): nothing to roll back to", st))
 	}
 	images := r.inv.flag("--image-path", "")
 	if !filepath.IsAbs(images) {
@@ -387,8 +391,11 @@ func (r *runner) killOldConmon(id string) error {
 	var st struct {
 		Pid int `json:"pid"`
 	}
-	if err := json.Unmarshal(out, &st); err != nil || st.Pid <= 1 {
-		return fmt.Errorf("decode the answer of %s: %v: %q", shellJoin(argv), err, out)
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w: %q", shellJoin(argv), err, out)
+	}
+	if st.Pid <= 1 {
+		return fmt.Errorf("%s names no process: %q", shellJoin(argv), out)
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", st.Pid))
 	if err != nil {

@@ -258,8 +258,8 @@ func ephemeralPort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pick a port for the page server: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
 }
 
 func isTerminal(f *os.File) bool {

@@ -121,8 +121,11 @@ func deleteKept(dir string) error {
 	if err == nil {
 		err = json.Unmarshal(data, &argv)
 	}
-	if err != nil || len(argv) < 2 || !filepath.IsAbs(argv[0]) {
-		return fmt.Errorf("read %q: %v (%q)", filepath.Join(dir, engine.DeleteArgv), err, data)
+	if err != nil {
+		return fmt.Errorf("read %q: %w", filepath.Join(dir, engine.DeleteArgv), err)
+	}
+	if len(argv) < 2 || !filepath.IsAbs(argv[0]) {
+		return fmt.Errorf("%q holds no runtime command line: %q", filepath.Join(dir, engine.DeleteArgv), data)
 	}
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	if err != nil && !strings.Contains(string(out), "does not exist") {

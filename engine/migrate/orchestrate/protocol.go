@@ -233,8 +233,10 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 	if err != nil {
 		return rollback(err)
 	}
-	if p, err := src.Progress(ctx, o.MigrationID); err != nil || p.Done {
-		return rollback(fmt.Errorf("the source's page server is gone before the destination ran (exit %d, %v)", p.Code, err))
+	if p, err := src.Progress(ctx, o.MigrationID); err != nil {
+		return rollback(fmt.Errorf("cannot tell whether the source's page server serves: %w", err))
+	} else if p.Done {
+		return rollback(fmt.Errorf("the source's page server is gone before the destination ran (exit %d)", p.Code))
 	}
 
 	phase(PhaseRestore)
