@@ -301,12 +301,15 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 // own process group, kills the whole group after $1 seconds, writes the
 // command's exit status to $2 (through a rename: present means final)
 // and, when it is not 0, runs $3 (the destination's kill of a container
-// whose pages can no longer come).
+// whose pages can no longer come). Only the command keeps fd 3 (runc's
+// status pipe): when it dies before writing, the shim reads EOF at once.
 const supervisorScript = `t=$1 rc=$2 onfail=$3; shift 3
-( sleep "$t"; kill -KILL 0 ) </dev/null >/dev/null 2>&1 &
+( exec 3>&-; sleep "$t"; kill -KILL 0 ) </dev/null >/dev/null 2>&1 &
 w=$!
 "$@" &
-wait $!
+c=$!
+exec 3>&-
+wait $c
 s=$?
 [ "$s" = 0 ] || { [ -z "$onfail" ] || eval "$onfail"; }
 echo "$s" >"$rc.tmp" && mv "$rc.tmp" "$rc"
