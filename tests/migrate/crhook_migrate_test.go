@@ -133,6 +133,29 @@ func (m *podmanMigration) state(t *testing.T, onA bool) string {
 // gap measured, the source left stopped, exactly one running copy.
 func TestCrhookMigrateLazy(t *testing.T) {
 	m := setupPodmanMigration(t, "crhook-tm", 5)
+
+	// --dry-run says what it would do and on which facts, and does nothing.
+	dr := runCmd(t, m.h.cmd("crhook", "migrate", m.name, m.dest, "--ssh-config", m.sshConfig, "--dry-run", "--format", "json"))
+	var plan struct {
+		ID         string            `json:"id"`
+		Running    bool              `json:"running"`
+		PageServer map[string]any    `json:"page_server"`
+		Facts      map[string]string `json:"facts"`
+		Steps      []string          `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(dr.out), &plan); err != nil || dr.code != 0 {
+		t.Fatalf("crhook migrate --dry-run: %v: %s", err, dr)
+	}
+	if !plan.Running || plan.PageServer["address"] != m.h.addr || plan.Facts["lazy_dump"] != "possible" || len(plan.Steps) == 0 {
+		t.Errorf("dry run: %+v; want running, page server on B's %s, lazy dump possible", plan, m.h.addr)
+	}
+	if got := m.state(t, true); got != "" {
+		t.Fatalf("--dry-run left a container on A: %s", got)
+	}
+	if got := m.state(t, false); got != "running" {
+		t.Fatalf("--dry-run touched the source: %s", got)
+	}
+
 	start := time.Now()
 	r, s := m.migrate(t)
 	took := time.Since(start)
