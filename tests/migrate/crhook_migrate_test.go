@@ -352,6 +352,12 @@ func TestCrhookMigrateLazyDaemonKilled(t *testing.T) {
 		t.Fatalf("source runs too: two copies\n%s", r)
 	}
 	m.noTasksOnB(t, s)
+	// Nothing of the migration stays on A: no plan, no TLS key.
+	if migID, _ := s["migration_id"].(string); migID != "" {
+		if _, err := os.Stat(filepath.Join(stateDir, "migrations", migID)); err == nil {
+			t.Errorf("the failed migration's files stay on A in %s", filepath.Join(stateDir, "migrations", migID))
+		}
+	}
 	if d, _ := s["destination_state"].(string); !strings.HasPrefix(d, "killed") {
 		t.Errorf("summary's destination_state %q, want killed", d)
 	}

@@ -268,6 +268,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			}
 			s.SourceState = sourceAfter(sp, serr)
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
+			_ = dst.Abort(ctx, c.ID, o.MigrationID)
 			return failf("the page stream broke (lazy-pages daemon exit %d)", dp.Code)
 		case serr == nil && sp.Done && sp.Code != 0:
 			// The daemon sees the broken stream and fails; its supervisor

@@ -109,7 +109,7 @@ func TestRun(t *testing.T) {
 		{name: "rollback fails", dstFail: "Restore", srcFail: "Rollback", srcProg: []Progress{serving}, wantErr: "src Rollback broke",
 			want: []string{"src.Rollback"}, srcState: "LOST: rollback failed: src Rollback broke"},
 		{name: "lazy-pages daemon dies after restore", srcProg: []Progress{serving}, dstProg: []Progress{serving, broken},
-			wantErr: "page stream broke", want: []string{"dst.Restore", "dst.Kill", "src.Abort"}, never: []string{"src.Rollback", "src.Cleanup"},
+			wantErr: "page stream broke", want: []string{"dst.Restore", "dst.Kill", "src.Abort", "dst.Abort"}, never: []string{"src.Rollback", "src.Cleanup"},
 			dstState: "killed: its lazy-pages daemon failed, no page was zero-filled"},
 		{name: "page server dies after restore", srcProg: []Progress{serving, broken}, dstProg: []Progress{serving, serving, broken},
 			wantErr: "page stream broke", never: []string{"src.Rollback"},
