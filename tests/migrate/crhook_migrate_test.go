@@ -33,6 +33,7 @@ type podmanMigration struct {
 	mib       int
 	sshConfig string // B's ssh client config for host "hosta" (A's test sshd)
 	dest      string // ssh://hosta:PORT
+	cutSSH    func() // kills A's test sshd and its sessions: the control channel drops
 	seq       int
 }
 
@@ -56,7 +57,7 @@ func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration 
 		t.Fatal(err)
 	}
 	var port int
-	m.sshConfig, port = startSSHDOnA(t, h, scratch)
+	m.sshConfig, port, m.cutSSH = startSSHDOnA(t, h, scratch)
 	m.dest = "ssh://hosta:" + strconv.Itoa(port)
 	buildMemhogImage(t, scratch)
 	t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", "-t", "0", m.name).Run() })
@@ -189,7 +190,7 @@ func TestCrhookMigrateLazy(t *testing.T) {
 // A over ssh as `crhook migrate` on B does; it returns B's client config
 // naming A "hosta", and the port. Keys are made for this test; the sshd is stopped
 // when the test ends (and dies with the scratch directory's guard).
-func startSSHDOnA(t *testing.T, h *hostB, scratch string) (string, int) {
+func startSSHDOnA(t *testing.T, h *hostB, scratch string) (string, int, func()) {
 	t.Helper()
 	dir := filepath.Join(scratch, "sshd-a")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -215,10 +216,12 @@ PidFile none
 `, h.aAddr, port, dir, dir)), 0o600))
 	must(t, os.MkdirAll("/run/sshd", 0o755))
 	sshd := exec.Command("/usr/sbin/sshd", "-D", "-f", filepath.Join(dir, "sshd_config"), "-E", filepath.Join(dir, "sshd.log"))
+	sshd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := sshd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sshd.Process.Kill(); _ = sshd.Wait() })
+	cut := func() { _ = syscall.Kill(-sshd.Process.Pid, syscall.SIGKILL) }
+	t.Cleanup(func() { cut(); _ = sshd.Wait() })
 	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +241,7 @@ PidFile none
 	eventually(t, 20*time.Second, "B reaches A's test sshd", func() bool {
 		return runCmd(t, h.cmd("ssh", "-F", cfg, "hosta", "true")).code == 0
 	})
-	return cfg, port
+	return cfg, port, cut
 }
 
 func must(t *testing.T, err error) {
@@ -435,4 +438,56 @@ func (m *podmanMigration) noTasksOnB(t *testing.T, summary map[string]any) {
 		out = runCmd(t, m.h.cmd("runc", "list", "-q")).out
 		return !strings.Contains(out, id)
 	})
+}
+
+// TestCrhookMigrateLazySSHDrops: the control channel to the destination
+// drops once the source is dumped, before the archive is sent. The
+// promise: the source runs again with every page; the destination never
+// got the container.
+func TestCrhookMigrateLazySSHDrops(t *testing.T) {
+	m := setupPodmanMigration(t, "crhook-ts2", 9)
+	cut := make(chan bool, 1)
+	go func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			if tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar"); len(tars) > 0 {
+				m.cutSSH()
+				cut <- true
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cut <- false
+	}()
+	r, s := m.migrate(t)
+	// Without its channel crhook cannot tidy A; the test does, as the
+	// summary tells the user to (destination_state).
+	t.Cleanup(func() {
+		id, _ := s["id"].(string)
+		migID, _ := s["migration_id"].(string)
+		if id != "" && migID != "" {
+			_ = os.RemoveAll(filepath.Join("/run/crhook/migrations", migID))
+			_ = os.RemoveAll(filepath.Join("/run/crhook/containers", id))
+		}
+	})
+	if !<-cut {
+		t.Fatal("the checkpoint archive never appeared")
+	}
+	t.Logf("summary: %v", s)
+	if r.code == 0 {
+		t.Fatalf("crhook migrate succeeded without its control channel: %s", r)
+	}
+	if got := m.state(t, true); got != "" {
+		t.Errorf("destination holds the container (%s)", got)
+	}
+	if got := m.state(t, false); got != "running" {
+		t.Fatalf("source container on B: %q, want running again\n%s", got, r)
+	}
+	if src, _ := s["source_state"].(string); !strings.HasPrefix(src, "running") {
+		t.Errorf("summary's source_state %q, want running", src)
+	}
+	line := m.ask(t, "check", 120*time.Second)
+	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
+		t.Fatalf("memory of the source after the rollback: %s", line)
+	}
 }
