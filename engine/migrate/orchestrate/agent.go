@@ -149,6 +149,9 @@ func AgentCleanup(stateDir, id, migID string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+		// The directory prepare made on a destination the container
+		// never reached; a container's own (criu.conf in it) stays.
+		_ = os.Remove(filepath.Dir(path))
 	}
 	return errors.Join(append(errs, os.RemoveAll(dir))...)
 }
