@@ -225,7 +225,10 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 		// The plan must not outlive the migration: a later checkpoint
 		// would act on it.
 		rerr = errors.Join(rerr, src.Cleanup(ctx, c.ID, o.MigrationID))
-		return failf("%w; the source runs again, the destination has nothing (%v)", cause, rerr)
+		if rerr != nil {
+			return failf("%w; the source runs again; tidying the destination failed: %w", cause, rerr)
+		}
+		return failf("%w; the source runs again, the destination has nothing", cause)
 	}
 
 	phase(PhaseTransfer)

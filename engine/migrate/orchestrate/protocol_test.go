@@ -1,8 +1,13 @@
 package orchestrate
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -159,5 +164,42 @@ func TestRun(t *testing.T) {
 				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
 			}
 		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestSummaryGolden pins `crhook migrate --format json`'s document: a
+// committed migration and one rolled back, with a fixed clock.
+func TestSummaryGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dstFail string
+	}{{"summary-committed.json", ""}, {"summary-rolled-back.json", "Restore"}} {
+		var calls []string
+		src := &fake{calls: &calls, role: "src", progress: []Progress{serving, finished}}
+		dst := &fake{calls: &calls, role: "dst", failAt: tc.dstFail, progress: []Progress{finished}}
+		clock := time.Unix(0, 0)
+		s, _ := Run(context.Background(), src, dst, Options{Container: "ctr", Port: 4321, MigrationID: "m1", Poll: time.Nanosecond,
+			Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(time.Minute), Total: migrate.Duration(time.Hour)},
+			Now:      func() time.Time { clock = clock.Add(250 * time.Millisecond); return clock }})
+		got, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, '\n')
+		path := filepath.Join("testdata", tc.name)
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (go test -update writes it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs (go test -update rewrites it):\n%s", path, got)
+		}
 	}
 }
