@@ -94,6 +94,7 @@ func TestLazyCheckpointFailsClosed(t *testing.T) {
 		want  string
 	}{
 		{"no status byte", func(f *fake) { f.write("rt/no-status-byte", "") }, "gave no status byte"},
+		{"leave running", func(f *fake) { f.write("rt/leave-running", "") }, "two copies"},
 		{"plan others may write", func(f *fake) {
 			path, _ := PlanPath(f.settings.StateDir, testID)
 			if err := os.Chmod(path, 0o666); err != nil {
@@ -111,7 +112,11 @@ func TestLazyCheckpointFailsClosed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := lazyFake(t, lazyPlan(migrate.StatusPlanned))
 			tc.setup(f)
-			r, stderr := f.runner("checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
+			args := []string{"checkpoint", "--image-path", filepath.Join(f.root, "img"), testID}
+			if _, err := os.Stat(filepath.Join(f.dir, "leave-running")); err == nil {
+				args = []string{"checkpoint", "--leave-running", "--image-path", filepath.Join(f.root, "img"), testID}
+			}
+			r, stderr := f.runner(args...)
 			start := time.Now()
 			if code := r.checkpointRestore(); code == 0 {
 				t.Fatalf("checkpoint succeeded: %s", stderr)
