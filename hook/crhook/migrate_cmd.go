@@ -146,15 +146,31 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		_, _ = remote.Run(context.Background(), nil, "rm", "-rf", "--", tmp)
 	}()
 	_ = settings // the agent on each host reads its own state_dir
-	progress := func(orchestrate.Phase) {}
+	// Progress on a terminal only: phases as they start, then the bytes
+	// the CRIU processes moved and the rate, on one rewritten line.
+	var onPhase func(orchestrate.Phase)
+	var onPages func(int64)
 	if isTerminal(os.Stderr) {
 		start := time.Now()
-		progress = func(p orchestrate.Phase) {
-			fmt.Fprintf(os.Stderr, "crhook migrate: %-10s %6.1fs\n", p, time.Since(start).Seconds())
+		var pagesStart time.Time
+		onPhase = func(p orchestrate.Phase) {
+			if p == orchestrate.PhasePages {
+				pagesStart = time.Now()
+			}
+			fmt.Fprintf(os.Stderr, "\ncrhook migrate: %-10s at %5.1fs", p, time.Since(start).Seconds())
 		}
+		onPages = func(moved int64) {
+			secs := time.Since(pagesStart).Seconds()
+			rate := 0.0
+			if secs > 0 {
+				rate = float64(moved) / secs / (1 << 20)
+			}
+			fmt.Fprintf(os.Stderr, "\rcrhook migrate: pages      %8.1f MiB of CRIU I/O, %6.1f MiB/s", float64(moved)/(1<<20), rate)
+		}
+		defer fmt.Fprintln(os.Stderr)
 	}
 	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Port: port, MigrationID: migID,
-		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: progress})
+		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: onPhase, OnPages: onPages})
 	if f.format == "json" {
 		if jerr := writeJSON(out, s); jerr != nil {
 			return errors.Join(err, jerr)

@@ -102,8 +102,11 @@ type Options struct {
 	Timeouts    migrate.Timeouts
 	// RemoveSource: --rm.
 	RemoveSource bool
-	// Progress, if set, is told each phase as it starts.
+	// OnPhase, if set, is told each phase as it starts.
 	OnPhase func(Phase)
+	// OnPages, if set, is told while pages move: bytes read and written by
+	// the CRIU processes of both ends so far (about twice the pages).
+	OnPages func(moved int64)
 	// Poll is how often the page transfer is checked (default 100ms).
 	Poll time.Duration
 	Now  func() time.Time
@@ -281,6 +284,9 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 		}
 		if moved := sp.Moved + dp.Moved; moved != lastMoved {
 			last, lastMoved = now(), moved
+			if o.OnPages != nil {
+				o.OnPages(moved)
+			}
 		} else if now().Sub(last) > time.Duration(o.Timeouts.NoProgress) {
 			_ = dst.Abort(ctx, c.ID, o.MigrationID)
 			_ = dst.RemoveID(ctx, c.ID)
