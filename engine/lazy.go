@@ -82,11 +82,18 @@ func (r *runner) migration(id string) (code int, ok bool) {
 // failure before the destination runs can bring back: CRIU's page
 // server holds the pages only in pipes, gone when it dies. They stay
 // until the migration ends; runc destroys them itself once every page
-// has moved, and a rollback dumps them anew. Anything unreadable lets
-// the delete go on: crhook never blocks stopping a container.
+// has moved, and a rollback dumps them anew. Anything unreadable, or a
+// plan older than the migration's total timeout, lets the delete go on:
+// crhook never blocks stopping a container for good.
 func (r *runner) keepForMigration(id string) bool {
 	p, err := ReadPlan(r.settings.StateDir, id)
 	if err != nil || p == nil || p.Status != migrate.StatusServing {
+		return false
+	}
+	// Held no longer than the migration may last: an orchestrator that
+	// died must not make the container undeletable.
+	path, _ := PlanPath(r.settings.StateDir, id)
+	if fi, err := os.Stat(path); err != nil || time.Since(fi.ModTime()) > time.Duration(p.Timeouts.Total) {
 		return false
 	}
 	fmt.Fprintf(r.stderr, "crhook: container %s is dumped for migration %s and its page server serves; its frozen tasks stay until the migration commits or rolls back\n",

@@ -82,6 +82,15 @@ func TestLazyCheckpoint(t *testing.T) {
 	if !r.keepForMigration(testID) {
 		t.Error("delete is not held while the page server serves")
 	}
+	// Past the total timeout the orchestrator is gone: delete goes on.
+	path, _ := PlanPath(f.settings.StateDir, testID)
+	old := time.Now().Add(-11 * time.Second)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if r.keepForMigration(testID) {
+		t.Error("delete is held by a plan older than the migration's total timeout")
+	}
 }
 
 // TestLazyCheckpointFailsClosed: no status byte, an untrusted plan, a
