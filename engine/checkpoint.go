@@ -22,6 +22,9 @@ func checkpointStep(r *runner) int {
 		r.refuse(err, "nothing was dumped; the container is still running")
 		return 1
 	}
+	if code, ok := r.migration(id); ok { // lazy.go: a migration's plan
+		return code
+	}
 	// A checkpoint that fails after CRIU froze the container must not
 	// leave it frozen; what it was before decides whether to resume it.
 	before, _ := r.status(id)

@@ -48,6 +48,9 @@ func (r *runner) prepareCreate() {
 // deleteStep runs `delete` as a child and, when the runtime deleted the
 // container, removes crhook's state of it.
 func deleteStep(r *runner) int {
+	if r.keepForMigration(r.inv.containerID()) { // lazy.go
+		return 0
+	}
 	code := r.run(nil)
 	if code == 0 {
 		if err := RemoveState(r.settings.StateDir, r.inv.containerID()); err != nil {

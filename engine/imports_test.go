@@ -11,16 +11,19 @@ import (
 // longest matching prefix applies; packages not listed (tests, hook/crhook)
 // may import anything.
 var importRules = map[string][]string{
-	"config/criuopt":      nil, // pure: the CRIU option language, no I/O
-	"config/safefile":     nil, // the single copies of the file rules
-	"config":              {"config/criuopt", "config/safefile"},
-	"config/edit":         {"config/criuopt", "config/safefile"},
-	"engine/diagnose":     {"config/safefile"}, // a CRIU log in, a diagnosis out
-	"engine/migrate":      nil,                 // the plan the shim reads, and the orchestrator's pure rules
-	"engine/migrate/pki":  {"engine/migrate"},
-	"engine/doctor":       {"config", "config/criuopt", "config/safefile"},
-	"engine":              {"config", "config/criuopt", "config/safefile", "engine/diagnose", "engine/migrate"},
-	"hook/crhook-runtime": {"config", "engine"},
+	"config/criuopt":     nil, // pure: the CRIU option language, no I/O
+	"config/safefile":    nil, // the single copies of the file rules
+	"config":             {"config/criuopt", "config/safefile"},
+	"config/edit":        {"config/criuopt", "config/safefile"},
+	"engine/diagnose":    {"config/safefile"}, // a CRIU log in, a diagnosis out
+	"engine/migrate":     nil,                 // the plan the shim reads, and the orchestrator's pure rules
+	"engine/migrate/pki": {"engine/migrate"},
+	// The orchestrator drives podman and the shim over ssh: it writes the
+	// shim's plan (engine) and each host's TLS material (pki).
+	"engine/migrate/orchestrate": {"engine", "engine/migrate", "engine/migrate/pki", "config"},
+	"engine/doctor":              {"config", "config/criuopt", "config/safefile"},
+	"engine":                     {"config", "config/criuopt", "config/safefile", "engine/diagnose", "engine/migrate"},
+	"hook/crhook-runtime":        {"config", "engine"},
 }
 
 const module = "github.com/crhook/crhook/"

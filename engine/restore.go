@@ -18,6 +18,9 @@ func restoreStep(r *runner) int {
 		r.refuse(err, "nothing was restored and no CRIU config was run")
 		return 1
 	}
+	if code, ok := r.migration(id); ok { // lazy.go: a migration's plan
+		return code
+	}
 	// No copy of stderr: the restored container would inherit the pipe
 	// and keep it open, and crhook would wait for it forever.
 	code := r.run(nil)

@@ -19,7 +19,7 @@ the layers into one file per container and points the runtime at it.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&rootDir, "root", "", "read and edit the files below this directory instead of /")
-	root.AddCommand(newConfigCmd(), newExplainCmd(), newDoctorCmd())
+	root.AddCommand(newConfigCmd(), newExplainCmd(), newDoctorCmd(), newMigrateCmd(), newMigrateAgentCmd())
 	return root
 }
 

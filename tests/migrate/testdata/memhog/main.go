@@ -16,6 +16,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -61,6 +64,7 @@ func check(mem []byte, seed uint64) (bad, firstBad int) {
 func main() {
 	mib := flag.Int("mib", 64, "memory to fill, MiB")
 	seed := flag.Uint64("seed", 1, "pattern seed")
+	ctl := flag.String("ctl", "", "also take commands from DIR/cmd (\"SEQ COMMAND\"), answering in DIR/out (\"SEQ ANSWER\"): for containers whose stdin a test cannot reach; no file stays open, so the process dumps as it is")
 	flag.Parse()
 	mem := make([]byte, *mib<<20)
 	fill(mem, *seed)
@@ -78,21 +82,50 @@ func main() {
 			}
 		}
 	}()
+	answer := func(cmd string) string {
+		switch cmd {
+		case "check":
+			bad, first := check(mem, *seed)
+			return fmt.Sprintf("check pages=%d bad=%d first_bad=%d max_gap_us=%d", pages, bad, first, maxGap.Load()/1000)
+		case "reset":
+			maxGap.Store(0)
+			return "reset"
+		case "sweep":
+			fill(mem, *seed)
+			return "sweep"
+		}
+		return fmt.Sprintf("unknown %q", cmd)
+	}
+	var mu sync.Mutex
+	if *ctl != "" {
+		go serveCtl(*ctl, func(cmd string) string { mu.Lock(); defer mu.Unlock(); return answer(cmd) })
+		_ = os.WriteFile(filepath.Join(*ctl, "ready"), []byte(fmt.Sprintf("ready pages=%d\n", pages)), 0o644)
+	}
 	fmt.Printf("ready pages=%d\n", pages)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		switch in.Text() {
-		case "check":
-			bad, first := check(mem, *seed)
-			fmt.Printf("check pages=%d bad=%d first_bad=%d max_gap_us=%d\n", pages, bad, first, maxGap.Load()/1000)
-		case "reset":
-			maxGap.Store(0)
-			fmt.Println("reset")
-		case "sweep":
-			fill(mem, *seed)
-			fmt.Println("sweep")
-		default:
-			fmt.Printf("unknown %q\n", in.Text())
+		mu.Lock()
+		fmt.Println(answer(in.Text()))
+		mu.Unlock()
+	}
+	if *ctl != "" {
+		select {} // stdin closed (podman -d): keep serving the control directory
+	}
+}
+
+// serveCtl polls dir/cmd every 10 ms, runs the command it holds and
+// writes "SEQ ANSWER" to dir/out through a rename.
+func serveCtl(dir string, answer func(string) string) {
+	for range time.Tick(10 * time.Millisecond) {
+		data, err := os.ReadFile(filepath.Join(dir, "cmd"))
+		if err != nil {
+			continue
+		}
+		_ = os.Remove(filepath.Join(dir, "cmd"))
+		seq, cmd, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+		tmp := filepath.Join(dir, "out.tmp")
+		if os.WriteFile(tmp, []byte(seq+" "+answer(cmd)+"\n"), 0o644) == nil {
+			_ = os.Rename(tmp, filepath.Join(dir, "out"))
 		}
 	}
 }

@@ -1,0 +1,430 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crhook/crhook/engine/migrate"
+)
+
+// Files of one migration's run directory (MigrationDir), where the shim
+// leaves the detached CRIU processes' traces for the orchestrator: it
+// outlives podman's `runtime delete`, which removes the container's state.
+const (
+	// PageServerRC (source) holds runc checkpoint's exit status once the
+	// lazy page server has finished; absent while it serves.
+	PageServerRC = "page-server.rc"
+	// PageServerOut is runc checkpoint's output.
+	PageServerOut = "page-server.out"
+	// LazyPagesRC (destination) holds `criu lazy-pages`' exit status.
+	LazyPagesRC = "lazy-pages.rc"
+	// LazyPagesOut is its output; LazyPagesLog is CRIU's log.
+	LazyPagesOut = "lazy-pages.out"
+	LazyPagesLog = "lazy-pages.log"
+	// DeleteArgv (source) is the runtime command line, as JSON, that
+	// deletes the dumped tasks kept for the migration (keepForMigration)
+	// once it failed after the destination ran.
+	DeleteArgv = "delete.json"
+	// PGID holds the process group of the detached supervisor: killing
+	// that group stops the page server or the lazy-pages daemon.
+	PGID = "pgid"
+)
+
+// MigrationDir is the run directory of migration migID on a host whose
+// crhook state directory is stateDir. The plan's MigrationID is a
+// validated file name.
+func MigrationDir(stateDir, migID string) string {
+	return filepath.Join(stateDir, "migrations", migID)
+}
+
+// migration runs the checkpoint or restore of a container that has a
+// migration plan. ok is false when it has none (an ordinary checkpoint
+// or restore). A plan that cannot be read or trusted fails the command:
+// never an ordinary checkpoint in a migration's place.
+func (r *runner) migration(id string) (code int, ok bool) {
+	p, err := ReadPlan(r.settings.StateDir, id)
+	if err == nil && p == nil {
+		return 0, false
+	}
+	if err == nil && p.Mode != migrate.ModeLazy {
+		err = fmt.Errorf("migration mode %s is not built into crhook-runtime yet; only lazy is", p.Mode)
+	}
+	if err == nil && KindOf(r.rt.Path()) != Runc {
+		err = fmt.Errorf("%s has no lazy pages: set runtime.path to runc for `crhook migrate --mode lazy`", r.rt.Path())
+	}
+	if err != nil {
+		fmt.Fprintf(r.stderr, "crhook: %s of container %s refused: %v\n", r.inv.cmd, id, err)
+		return 1, true
+	}
+	switch {
+	case r.inv.cmd == "checkpoint":
+		return r.lazyCheckpoint(id, p), true
+	case p.Status == migrate.StatusFailed:
+		return r.rollbackRestore(id, p), true
+	}
+	return r.lazyRestore(id, p), true
+}
+
+// keepForMigration is asked at `delete`: podman deletes the container
+// right after its checkpoint, but while the page server serves, the
+// dumped tasks (frozen) are the only copy of the container that a
+// failure before the destination runs can bring back: CRIU's page
+// server holds the pages only in pipes, gone when it dies. They stay
+// until the migration ends; runc destroys them itself once every page
+// has moved, and a rollback dumps them anew. Anything unreadable, or a
+// plan older than the migration's total timeout, lets the delete go on:
+// crhook never blocks stopping a container for good.
+func (r *runner) keepForMigration(id string) bool {
+	p, err := ReadPlan(r.settings.StateDir, id)
+	if err != nil || p == nil || p.Status != migrate.StatusServing {
+		return false
+	}
+	// Held no longer than the migration may last: an orchestrator that
+	// died must not make the container undeletable.
+	path, _ := PlanPath(r.settings.StateDir, id)
+	if fi, err := os.Stat(path); err != nil || time.Since(fi.ModTime()) > time.Duration(p.Timeouts.Total) {
+		return false
+	}
+	fmt.Fprintf(r.stderr, "crhook: container %s is dumped for migration %s and its page server serves; its frozen tasks stay until the migration commits or rolls back\n",
+		ShortID(id), p.MigrationID)
+	return true
+}
+
+// rollbackRestore brings a container back on the source after a
+// migration failed before the destination ran. Its dumped tasks are still
+// there, frozen (keepForMigration): stop what is left of the page server,
+// dump them again, fully, into a fresh image directory, and restore from
+// it as an ordinary restore.
+func (r *runner) rollbackRestore(id string, p *migrate.Plan) int {
+	fail := func(err error) int {
+		fmt.Fprintf(r.stderr, "crhook: rollback of container %s after migration %s failed: %v\n", id, p.MigrationID, err)
+		return 1
+	}
+	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
+	if data, err := os.ReadFile(filepath.Join(dir, PGID)); err == nil {
+		if pgid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pgid > 1 {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
+	st, err := r.status(id)
+	if err != nil {
+		return fail(fmt.Errorf("the dumped tasks are gone, nothing to roll back to: %w", err))
+	}
+	if st != "paused" && st != "running" {
+		return fail(fmt.Errorf("the dumped tasks are gone (runtime state %q): nothing to roll back to", st))
+	}
+	images := r.inv.flag("--image-path", "")
+	if !filepath.IsAbs(images) {
+		return fail(fmt.Errorf("restore has no absolute --image-path (%q)", images))
+	}
+	// The dumped tasks' old conmon still waits for them: when the dump
+	// below ends them it would write their exit status where podman
+	// looks for the restored container's, and podman would kill that.
+	if err := r.killOldConmon(id); err != nil {
+		return fail(err)
+	}
+	lazyImages := images + ".lazy-" + p.MigrationID
+	if err := os.Rename(images, lazyImages); err != nil {
+		return fail(err)
+	}
+	if err := os.Mkdir(images, 0o700); err != nil {
+		return fail(err)
+	}
+	dump := append(append(append([]string{}, r.inv.global...), "checkpoint", "--image-path", images, "--work-path", images), id)
+	cmd := exec.Command(r.rt.Path(), dump...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("%s: %w: %s", shellJoin(append([]string{r.rt.Path()}, dump...)), err, strings.TrimSpace(string(out))))
+	}
+	_ = os.RemoveAll(lazyImages)
+	if code := r.run(nil); code != 0 {
+		r.explain(id, "")
+		return code
+	}
+	return 0
+}
+
+// lazyCheckpoint starts `runc checkpoint --lazy-pages --page-server
+// --status-fd` detached and returns once runc's status byte says the page
+// server is up: podman then tars an image directory without pages. The
+// page server runs on, in its own process group, until the destination
+// has fetched every page or the plan's total timeout kills it.
+func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
+	fail := func(err error) int {
+		fmt.Fprintf(r.stderr, "crhook: lazy checkpoint of container %s for migration %s failed: %v\n", id, p.MigrationID, err)
+		return 1
+	}
+	if r.inv.hasFlag("--leave-running") {
+		// The destination will run it: two copies.
+		return fail(errors.New("--leave-running would leave the container running here while it runs on the destination (two copies); nothing was dumped"))
+	}
+	if r.confPath == "" {
+		return fail(errors.New("the container was created without crhook, so its CRIU cannot be given the migration's TLS material; nothing was dumped"))
+	}
+	opts, err := CriuOptsFromPlan(p, "checkpoint", 3)
+	if err != nil {
+		return fail(err)
+	}
+	args, err := opts.Args(Runc, "checkpoint", r.inv.rest)
+	if err != nil {
+		return fail(err)
+	}
+	// runc passes no TLS options: CRIU reads them from the generated file.
+	tlsLines, err := opts.ConfLines()
+	if err != nil {
+		return fail(err)
+	}
+	conf, err := os.ReadFile(r.confPath)
+	if err != nil {
+		return fail(fmt.Errorf("read the generated CRIU config: %w", err))
+	}
+	conf = append(conf, []byte("# for migration "+p.MigrationID+"\n"+strings.Join(tlsLines, "\n")+"\n")...)
+	if err := WriteConf(r.confPath, conf); err != nil {
+		return fail(err)
+	}
+	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
+	before, _ := r.status(id)
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer statusR.Close()
+	argv := append(append(append([]string{r.rt.Path()}, r.inv.global...), "checkpoint"), args...)
+	pgid, err := startSupervised(dir, PageServerOut, PageServerRC, time.Duration(p.Timeouts.Total), argv, "", []*os.File{statusW})
+	statusW.Close()
+	if err != nil {
+		return fail(err)
+	}
+	b := make([]byte, 1)
+	_ = statusR.SetReadDeadline(time.Now().Add(time.Duration(p.Timeouts.Total)))
+	if _, err := io.ReadFull(statusR, b); err != nil {
+		// No status byte: runc failed (or hung) before the page server
+		// came up. Stop it, and never leave the container frozen.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		out, _ := os.ReadFile(filepath.Join(dir, PageServerOut))
+		r.explain(id, string(out))
+		r.unfreeze(id, before)
+		return fail(fmt.Errorf("runc checkpoint --lazy-pages gave no status byte (%w): %s", err, strings.TrimSpace(string(out))))
+	}
+	del := r.runtimeCmd("delete", id)
+	del = append(del[:len(del)-1], "--force", id)
+	if data, err := json.Marshal(del); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, DeleteArgv), data, 0o600)
+	}
+	p.Status = migrate.StatusServing
+	if err := WritePlan(r.settings.StateDir, id, p); err != nil {
+		// Without "serving" in the plan, podman's delete would kill the
+		// tasks a rollback needs; the page server still works.
+		fmt.Fprintf(r.stderr, "crhook: warning: a failure before the destination runs cannot be rolled back: %v\n", err)
+	}
+	fmt.Fprintf(r.stderr, "crhook: container %s dumped lazily; its page server for migration %s waits at %s (process group %d)\n",
+		ShortID(id), p.MigrationID, p.PageServer, pgid)
+	return 0
+}
+
+// lazyRestore starts `criu lazy-pages` (TLS, fetching from the source's
+// page server) detached, waits for its socket, then runs `runc restore
+// --lazy-pages`. If the daemon ever exits with an error, its supervisor
+// kills the container at once: a page it can no longer fetch would
+// otherwise be read as zeros.
+func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
+	fail := func(err error) int {
+		fmt.Fprintf(r.stderr, "crhook: lazy restore of container %s for migration %s failed: %v; nothing runs\n", id, p.MigrationID, err)
+		return 1
+	}
+	images := r.inv.flag("--image-path", "")
+	if !filepath.IsAbs(images) {
+		return fail(fmt.Errorf("restore has no absolute --image-path (%q)", images))
+	}
+	// runc's CRIU looks for the daemon's socket in its work directory
+	// (podman passes the bundle), not in the images directory.
+	work := r.workDir()
+	if !filepath.IsAbs(work) {
+		return fail(fmt.Errorf("restore has no absolute --work-path (%q)", work))
+	}
+	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
+	daemonArgs, err := LazyPagesDaemonArgs(p.PageServer, p.TLS, images, filepath.Join(dir, LazyPagesLog))
+	if err != nil {
+		return fail(err)
+	}
+	daemonArgs = append(daemonArgs, "-W", work)
+	criu := r.inv.globalFlag("--criu", "criu")
+	if path, err := exec.LookPath(criu); err == nil {
+		criu = path
+	} else if _, err := os.Stat("/usr/local/sbin/criu"); err == nil && criu == "criu" {
+		criu = "/usr/local/sbin/criu"
+	}
+	kill := r.runtimeCmd("kill", id)
+	kill = append(kill[:len(kill)-1], id, "KILL")
+	pgid, err := startSupervised(dir, LazyPagesOut, LazyPagesRC, time.Duration(p.Timeouts.Total),
+		append([]string{criu}, daemonArgs...), shellJoin(kill), nil)
+	if err != nil {
+		return fail(err)
+	}
+	sock := filepath.Join(work, "lazy-pages.socket")
+	deadline := time.Now().Add(time.Duration(p.Timeouts.Connect))
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if _, err := os.Stat(filepath.Join(dir, LazyPagesRC)); err == nil || time.Now().After(deadline) {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			out, _ := os.ReadFile(filepath.Join(dir, LazyPagesOut))
+			return fail(fmt.Errorf("criu lazy-pages did not come up within %v (log %s): %s",
+				time.Duration(p.Timeouts.Connect), filepath.Join(dir, LazyPagesLog), strings.TrimSpace(string(out))))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	opts, err := CriuOptsFromPlan(p, "restore", 0)
+	if err == nil {
+		var args []string
+		if args, err = opts.Args(Runc, "restore", r.inv.rest); err == nil {
+			r.inv = parseArgs(append(append(append([]string{}, r.inv.global...), "restore"), args...))
+		}
+	}
+	if err != nil {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		return fail(err)
+	}
+	if code := r.run(nil); code != 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		r.explain(id, "")
+		return code
+	}
+	p.Status = migrate.StatusRestored
+	if err := WritePlan(r.settings.StateDir, id, p); err != nil {
+		fmt.Fprintf(r.stderr, "crhook: warning: %v\n", err)
+	}
+	return 0
+}
+
+// supervisorScript runs "$@" in the background of a shell that leads its
+// own process group, kills the whole group after $1 seconds, writes the
+// command's exit status to $2 (through a rename: present means final)
+// and, when it is not 0, runs $3 (the destination's kill of a container
+// whose pages can no longer come). Only the command keeps fd 3 (runc's
+// status pipe): when it dies before writing, the shim reads EOF at once.
+const supervisorScript = `t=$1 rc=$2 onfail=$3; shift 3
+( exec 3>&-; sleep "$t"; kill -KILL 0 ) </dev/null >/dev/null 2>&1 &
+w=$!
+"$@" &
+c=$!
+exec 3>&-
+wait $c
+s=$?
+[ "$s" = 0 ] || { [ -z "$onfail" ] || eval "$onfail"; }
+echo "$s" >"$rc.tmp" && mv "$rc.tmp" "$rc"
+kill "$w" 2>/dev/null
+exit 0
+`
+
+// startSupervised starts argv detached from the caller (its own session
+// and process group, stdin /dev/null, output to dir/out) under
+// supervisorScript, and returns the group's id, also written to dir/pgid.
+// Only extra, as fds 3..., is inherited: conmon hands the runtime pipes
+// without close-on-exec, and a daemon holding them would keep podman
+// waiting for the restore to end.
+func startSupervised(dir, out, rc string, total time.Duration, argv []string, onFail string, extra []*os.File) (int, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("create migration directory %q: %w", dir, err)
+	}
+	for _, f := range []string{rc, PGID} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("remove stale %q: %w", filepath.Join(dir, f), err)
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, out), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("open %q: %w", filepath.Join(dir, out), err)
+	}
+	defer logf.Close()
+	secs := strconv.Itoa(int(total.Seconds() + 1))
+	cmd := exec.Command("/bin/sh", append([]string{"-c", supervisorScript, "crhook-supervisor", secs, filepath.Join(dir, rc), onFail}, argv...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = extra
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	restore := cloexecInherited()
+	err = cmd.Start()
+	restore()
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", shellJoin(argv), err)
+	}
+	pgid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	if err := os.WriteFile(filepath.Join(dir, PGID), []byte(strconv.Itoa(pgid)+"\n"), 0o600); err != nil {
+		return pgid, fmt.Errorf("record the supervisor's process group: %w", err)
+	}
+	return pgid, nil
+}
+
+// cloexecInherited marks every descriptor above 2 close-on-exec and
+// returns the function that puts their flags back.
+func cloexecInherited() (restore func()) {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var undo []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC); err == nil {
+			undo = append(undo, fd)
+		}
+	}
+	return func() {
+		for _, fd := range undo {
+			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+				_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags&^unix.FD_CLOEXEC)
+			}
+		}
+	}
+}
+
+// killOldConmon kills the conmon that is the parent of container id's
+// init process, if any: only a process named conmon.
+func (r *runner) killOldConmon(id string) error {
+	argv := r.runtimeCmd("state", id)
+	out, err := exec.Command(argv[0], argv[1:]...).Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w", shellJoin(argv), err)
+	}
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w: %q", shellJoin(argv), err, out)
+	}
+	if st.Pid <= 1 {
+		return fmt.Errorf("%s names no process: %q", shellJoin(argv), out)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", st.Pid))
+	if err != nil {
+		return nil // gone: nothing waits for it
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 2 {
+		return nil
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid)); err != nil || strings.TrimSpace(string(comm)) != "conmon" || ppid <= 1 {
+		return nil
+	}
+	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill the old conmon %d of container %s: %w", ppid, ShortID(id), err)
+	}
+	return nil
+}

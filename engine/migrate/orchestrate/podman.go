@@ -1,0 +1,246 @@
+package orchestrate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/crhook/crhook/engine/migrate"
+	"github.com/crhook/crhook/engine/migrate/pki"
+)
+
+// Runner runs a command on one host: here, or over ssh.
+type Runner interface {
+	// Run runs argv with stdin; it returns stdout, and an error that
+	// quotes stderr.
+	Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error)
+	Where() string
+}
+
+// Local runs commands on this host.
+type Local struct{}
+
+// Run runs argv here.
+func (Local) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
+	return runCmd(exec.CommandContext(ctx, argv[0], argv[1:]...), stdin, argv)
+}
+
+// Where names this host.
+func (Local) Where() string { return "this host" }
+
+// SSH runs commands on a destination over ssh. The remote shell gets one
+// line of single-quoted words: nothing in argv is read by it.
+type SSH struct {
+	Dest migrate.Destination
+	// Options go before the destination's own (-F CONFIG, -o ...).
+	Options []string
+	// ConnectTimeout bounds the ssh connection itself.
+	ConnectTimeout time.Duration
+}
+
+// Run runs argv on the destination.
+func (s SSH) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
+	args := append([]string{"-o", "BatchMode=yes", "-o", fmt.Sprintf("ConnectTimeout=%d", int(s.ConnectTimeout.Seconds())+1),
+		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"}, s.Options...)
+	args = append(args, s.Dest.SSHArgs()...)
+	args = append(args, shellQuote(argv))
+	return runCmd(exec.CommandContext(ctx, "ssh", args...), stdin, argv)
+}
+
+// Where names the destination.
+func (s SSH) Where() string { return s.Dest.String() }
+
+func runCmd(cmd *exec.Cmd, stdin io.Reader, argv []string) ([]byte, error) {
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: %w: %s", shellQuote(argv), err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func shellQuote(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+// PodmanHost is either end, driven through podman and `crhook
+// migrate-agent` run by a Runner.
+type PodmanHost struct {
+	R Runner
+	// Crhook is the crhook binary on that host.
+	Crhook string
+	// TmpDir holds the checkpoint archive there.
+	TmpDir string
+	// Role is this end's side of the page stream, whose CRIU process
+	// Progress watches: the page server (source) or the lazy-pages daemon.
+	Role pki.Role
+}
+
+// agentRequest is what `crhook migrate-agent prepare` reads on stdin.
+type agentRequest struct {
+	Plan     *migrate.Plan    `json:"plan"`
+	Role     string           `json:"role"`
+	Material *pki.TLSMaterial `json:"material"`
+}
+
+// Prepare writes this end's TLS files and plan through the agent.
+func (h *PodmanHost) Prepare(ctx context.Context, id string, p *migrate.Plan, role pki.Role, m *pki.TLSMaterial) error {
+	// Only what this end needs: never the other end's key.
+	mine := &pki.TLSMaterial{CACert: m.CACert}
+	if role == pki.RoleServer {
+		mine.ServerCert, mine.ServerKey = m.ServerCert, m.ServerKey
+	} else {
+		mine.ClientCert, mine.ClientKey = m.ClientCert, m.ClientKey
+	}
+	req, err := json.Marshal(agentRequest{Plan: p, Role: role.String(), Material: mine})
+	if err != nil {
+		return err
+	}
+	if _, err := h.R.Run(ctx, bytes.NewReader(req), h.Crhook, "migrate-agent", "prepare", id); err != nil {
+		return fmt.Errorf("prepare the migration on %s: %w", h.R.Where(), err)
+	}
+	return nil
+}
+
+// Progress asks the agent.
+func (h *PodmanHost) Progress(ctx context.Context, migID string) (Progress, error) {
+	out, err := h.R.Run(ctx, nil, h.Crhook, "migrate-agent", "progress", h.Role.String(), migID)
+	if err != nil {
+		return Progress{}, fmt.Errorf("watch the migration on %s: %w", h.R.Where(), err)
+	}
+	var p Progress
+	if err := json.Unmarshal(out, &p); err != nil {
+		return Progress{}, fmt.Errorf("decode the progress from %s: %w: %q", h.R.Where(), err, out)
+	}
+	return p, nil
+}
+
+// Abort kills the migration's CRIU process there and removes its files.
+func (h *PodmanHost) Abort(ctx context.Context, id, migID string) error {
+	if _, err := h.R.Run(ctx, nil, h.Crhook, "migrate-agent", "abort", id, migID); err != nil {
+		return fmt.Errorf("abort the migration on %s: %w", h.R.Where(), err)
+	}
+	return nil
+}
+
+// Cleanup removes the migration's files there.
+func (h *PodmanHost) Cleanup(ctx context.Context, id, migID string) error {
+	if _, err := h.R.Run(ctx, nil, h.Crhook, "migrate-agent", "cleanup", id, migID); err != nil {
+		return fmt.Errorf("clean up the migration on %s: %w", h.R.Where(), err)
+	}
+	return nil
+}
+
+// Inspect asks podman for the container.
+func (h *PodmanHost) Inspect(ctx context.Context, name string) (Container, error) {
+	out, err := h.R.Run(ctx, nil, "podman", "container", "inspect", "--format", "{{.ID}} {{.Name}} {{.State.Running}}", name)
+	if err != nil {
+		return Container{}, fmt.Errorf("find container %q on %s: %w", name, h.R.Where(), err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 3 {
+		return Container{}, fmt.Errorf("podman inspect of %q on %s printed %q", name, h.R.Where(), out)
+	}
+	return Container{ID: f[0], Name: f[1], Running: f[2] == "true"}, nil
+}
+
+// Checkpoint exports the container; --keep leaves podman's own copy of
+// the image directory for a rollback.
+func (h *PodmanHost) Checkpoint(ctx context.Context, name string) (string, int64, error) {
+	file := filepath.Join(h.TmpDir, "checkpoint.tar")
+	if _, err := h.R.Run(ctx, nil, "podman", "container", "checkpoint", "--keep", "--compress", "none", "--export", file, name); err != nil {
+		return "", 0, fmt.Errorf("checkpoint %q on %s: %w", name, h.R.Where(), err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "", 0, fmt.Errorf("checkpoint archive: %w", err)
+	}
+	return file, fi.Size(), nil
+}
+
+// Rollback restores the container here through podman, from its dumped
+// tasks, which crhook-runtime kept frozen (see engine keepForMigration).
+func (h *PodmanHost) Rollback(ctx context.Context, c Container, p *migrate.Plan, m *pki.TLSMaterial) error {
+	// Status failed tells crhook-runtime's restore to roll back: dump
+	// the kept, frozen tasks anew and restore from that.
+	back := *p
+	back.Status, back.Error = migrate.StatusFailed, "rolled back on the source"
+	if err := h.Prepare(ctx, c.ID, &back, pki.RoleClient, m); err != nil {
+		return err
+	}
+	if _, err := h.R.Run(ctx, nil, "podman", "container", "restore", "--keep", c.Name); err != nil {
+		return fmt.Errorf("restore %q on %s from its own page server: %w", c.Name, h.R.Where(), err)
+	}
+	return nil
+}
+
+// Remove deletes the container there, running or not.
+func (h *PodmanHost) Remove(ctx context.Context, name string) error {
+	if _, err := h.R.Run(ctx, nil, "podman", "rm", "--force", "--ignore", "--time", "0", name); err != nil {
+		return fmt.Errorf("remove %q on %s: %w", name, h.R.Where(), err)
+	}
+	return nil
+}
+
+// Send copies file to this host's TmpDir through the runner (cat over
+// ssh: the same channel, no second authentication).
+func (h *PodmanHost) Send(ctx context.Context, file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	dst := filepath.Join(h.TmpDir, filepath.Base(file))
+	if _, err := h.R.Run(ctx, f, "sh", "-c", `umask 077 && mkdir -p "$1" && cat >"$2"`, "sh", h.TmpDir, dst); err != nil {
+		return "", fmt.Errorf("copy the checkpoint to %s: %w", h.R.Where(), err)
+	}
+	return dst, nil
+}
+
+// RemoveID deletes the container with that ID there, running or not.
+func (h *PodmanHost) RemoveID(ctx context.Context, id string) error { return h.Remove(ctx, id) }
+
+// KillID kills the container with that ID there; not running is fine.
+func (h *PodmanHost) KillID(ctx context.Context, id string) error {
+	out, err := h.R.Run(ctx, nil, "podman", "inspect", "--format", "{{.State.Running}}", id)
+	if err != nil || strings.TrimSpace(string(out)) != "true" {
+		return nil // gone or stopped: nothing runs
+	}
+	if _, err := h.R.Run(ctx, nil, "podman", "kill", "--signal", "KILL", id); err != nil {
+		return fmt.Errorf("kill %s on %s: %w", id, h.R.Where(), err)
+	}
+	return nil
+}
+
+// Restore imports the archive under the container's own name.
+func (h *PodmanHost) Restore(ctx context.Context, name, file string) error {
+	if _, err := h.R.Run(ctx, nil, "podman", "container", "restore", "--import", file); err != nil {
+		return fmt.Errorf("restore %q on %s: %w", name, h.R.Where(), err)
+	}
+	return nil
+}
+
+// PageServerAddress is the source's address as sshd on the destination
+// sees it: the first word of $SSH_CONNECTION.
+func (h *PodmanHost) PageServerAddress(ctx context.Context) (string, error) {
+	out, err := h.R.Run(ctx, nil, "sh", "-c", `echo "$SSH_CONNECTION"`)
+	if err != nil {
+		return "", fmt.Errorf("ask %s for this host's address: %w", h.R.Where(), err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) == 0 {
+		return "", fmt.Errorf("%s has no SSH_CONNECTION: reach it over ssh", h.R.Where())
+	}
+	return f[0], nil
+}

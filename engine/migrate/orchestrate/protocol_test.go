@@ -1,0 +1,206 @@
+package orchestrate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crhook/crhook/engine/migrate"
+	"github.com/crhook/crhook/engine/migrate/pki"
+)
+
+// fake is both ends: it records calls and fails where told.
+type fake struct {
+	calls    *[]string
+	role     string
+	failAt   string     // method name that fails
+	progress []Progress // returned in turn, the last repeated
+}
+
+func (f *fake) rec(m string) error {
+	*f.calls = append(*f.calls, f.role+"."+m)
+	if f.failAt == m {
+		return errors.New(f.role + " " + m + " broke")
+	}
+	return nil
+}
+
+func (f *fake) Prepare(_ context.Context, _ string, p *migrate.Plan, _ pki.Role, _ *pki.TLSMaterial) error {
+	// Each host puts its own TLS paths into its copy of the plan.
+	q := *p
+	q.TLS = migrate.TLSPaths{CACert: "/t/ca.pem", Cert: "/t/c.pem", Key: "/t/k.pem"}
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	return f.rec("Prepare")
+}
+
+func (f *fake) Progress(context.Context, string) (Progress, error) {
+	err := f.rec("Progress")
+	p := f.progress[0]
+	if len(f.progress) > 1 {
+		f.progress = f.progress[1:]
+	}
+	return p, err
+}
+func (f *fake) Abort(context.Context, string, string) error   { return f.rec("Abort") }
+func (f *fake) Cleanup(context.Context, string, string) error { return f.rec("Cleanup") }
+func (f *fake) Inspect(context.Context, string) (Container, error) {
+	return Container{ID: "abc", Name: "ctr", Running: true}, f.rec("Inspect")
+}
+func (f *fake) Checkpoint(context.Context, string) (string, int64, error) {
+	return "/tmp/x.tar", 1000, f.rec("Checkpoint")
+}
+func (f *fake) Rollback(context.Context, Container, *migrate.Plan, *pki.TLSMaterial) error {
+	return f.rec("Rollback")
+}
+func (f *fake) Remove(context.Context, string) error         { return f.rec("Remove") }
+func (f *fake) RemoveID(context.Context, string) error       { return f.rec("Remove") }
+func (f *fake) KillID(context.Context, string) error         { return f.rec("Kill") }
+func (f *fake) Send(context.Context, string) (string, error) { return "/r/x.tar", f.rec("Send") }
+func (f *fake) Restore(context.Context, string, string) error {
+	return f.rec("Restore")
+}
+func (f *fake) PageServerAddress(context.Context) (string, error) {
+	return "10.0.0.2", f.rec("PageServerAddress")
+}
+
+var (
+	serving  = Progress{Moved: 1}
+	finished = Progress{Done: true, Moved: 2}
+	broken   = Progress{Done: true, Code: 1, Moved: 2}
+)
+
+// TestRun walks the protocol through each failure point and checks the
+// promise: before the destination ran, the source is rolled back and the
+// destination removed; after, a broken stream leaves the destination
+// killed and the source reported; only a full transfer commits.
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		srcFail, dstFail string
+		srcProg, dstProg []Progress
+		rm               bool
+		wantErr          string
+		want             []string // calls that must happen, in this order
+		never            []string // calls that must not happen
+		srcState         string
+		dstState         string
+	}{
+		{name: "success", srcProg: []Progress{serving, serving, finished}, dstProg: []Progress{serving, finished},
+			want:  []string{"src.Prepare", "dst.Prepare", "src.Checkpoint", "dst.Send", "dst.Restore", "src.Cleanup", "dst.Cleanup"},
+			never: []string{"src.Rollback", "dst.Remove", "src.Remove"}, srcState: "stopped", dstState: "running, every page moved"},
+		{name: "success --rm", rm: true, srcProg: []Progress{serving, finished}, dstProg: []Progress{finished},
+			want: []string{"dst.Restore", "src.Remove"}, never: []string{"src.Rollback"}, srcState: "removed"},
+		{name: "destination prepare fails", dstFail: "Prepare", wantErr: "dst Prepare broke",
+			want: []string{"src.Abort", "dst.Abort"}, never: []string{"src.Checkpoint"}, srcState: "running"},
+		{name: "checkpoint fails", srcFail: "Checkpoint", wantErr: "src Checkpoint broke",
+			want: []string{"src.Abort", "dst.Abort"}, never: []string{"dst.Send", "src.Rollback"}},
+		{name: "ssh drops during transfer", dstFail: "Send", srcProg: []Progress{serving}, wantErr: "dst Send broke",
+			want: []string{"dst.Remove", "dst.Abort", "src.Rollback"}, never: []string{"dst.Restore"},
+			srcState: "running (rolled back)", dstState: "removed"},
+		{name: "page server died before restore", srcProg: []Progress{broken}, wantErr: "page server is gone",
+			want: []string{"dst.Remove", "src.Rollback"}, never: []string{"dst.Restore"}, dstState: "removed"},
+		{name: "destination restore fails", dstFail: "Restore", srcProg: []Progress{serving}, wantErr: "dst Restore broke",
+			want: []string{"dst.Restore", "dst.Remove", "dst.Abort", "src.Rollback", "src.Cleanup"}, never: []string{"dst.Cleanup"},
+			srcState: "running (rolled back)", dstState: "removed"},
+		{name: "rollback fails", dstFail: "Restore", srcFail: "Rollback", srcProg: []Progress{serving}, wantErr: "src Rollback broke",
+			want: []string{"src.Rollback"}, srcState: "LOST: rollback failed: src Rollback broke"},
+		{name: "lazy-pages daemon dies after restore", srcProg: []Progress{serving}, dstProg: []Progress{serving, broken},
+			wantErr: "page stream broke", want: []string{"dst.Restore", "dst.Kill", "src.Abort", "dst.Abort"}, never: []string{"src.Rollback", "src.Cleanup"},
+			dstState: "killed: its lazy-pages daemon failed, no page was zero-filled"},
+		{name: "page server dies after restore", srcProg: []Progress{serving, broken}, dstProg: []Progress{serving, serving, broken},
+			wantErr: "page stream broke", never: []string{"src.Rollback"},
+			srcState: "stopped; its page server exited 1, the pages it still held are lost"},
+		{name: "no progress", srcProg: []Progress{serving}, dstProg: []Progress{serving},
+			wantErr: "no page moved", want: []string{"dst.Abort", "dst.Remove", "src.Abort"}, never: []string{"src.Rollback"},
+			dstState: "killed: no progress"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			if tc.srcProg == nil {
+				tc.srcProg = []Progress{serving}
+			}
+			if tc.dstProg == nil {
+				tc.dstProg = []Progress{serving}
+			}
+			src := &fake{calls: &calls, role: "src", failAt: tc.srcFail, progress: tc.srcProg}
+			dst := &fake{calls: &calls, role: "dst", failAt: tc.dstFail, progress: tc.dstProg}
+			clock := time.Unix(0, 0)
+			o := Options{Container: "ctr", Port: 4321, MigrationID: "m1", RemoveSource: tc.rm, Poll: time.Nanosecond,
+				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
+				Now:      func() time.Time { clock = clock.Add(time.Second); return clock }}
+			s, err := Run(context.Background(), src, dst, o)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
+			}
+			if err != nil && !errors.Is(err, ErrMigration) {
+				t.Errorf("error %v does not wrap ErrMigration", err)
+			}
+			at := 0
+			for _, w := range tc.want {
+				i := slices.Index(calls[at:], w)
+				if i < 0 {
+					t.Fatalf("call %s missing or out of order in %v", w, calls)
+				}
+				at += i + 1
+			}
+			for _, n := range tc.never {
+				if slices.Contains(calls, n) {
+					t.Errorf("call %s must not happen: %v", n, calls)
+				}
+			}
+			if tc.srcState != "" && s.SourceState != tc.srcState {
+				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
+			}
+			if tc.dstState != "" && s.DestinationState != tc.dstState {
+				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
+			}
+		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestSummaryGolden pins `crhook migrate --format json`'s document: a
+// committed migration and one rolled back, with a fixed clock.
+func TestSummaryGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dstFail string
+	}{{"summary-committed.json", ""}, {"summary-rolled-back.json", "Restore"}} {
+		var calls []string
+		src := &fake{calls: &calls, role: "src", progress: []Progress{serving, finished}}
+		dst := &fake{calls: &calls, role: "dst", failAt: tc.dstFail, progress: []Progress{finished}}
+		clock := time.Unix(0, 0)
+		s, _ := Run(context.Background(), src, dst, Options{Container: "ctr", Port: 4321, MigrationID: "m1", Poll: time.Nanosecond,
+			Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(time.Minute), Total: migrate.Duration(time.Hour)},
+			Now:      func() time.Time { clock = clock.Add(250 * time.Millisecond); return clock }})
+		got, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, '\n')
+		path := filepath.Join("testdata", tc.name)
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (go test -update writes it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs (go test -update rewrites it):\n%s", path, got)
+		}
+	}
+}
