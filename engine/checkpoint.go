@@ -36,7 +36,11 @@ func checkpointStep(r *runner) int {
 	if first {
 		stderr = &out
 	}
-	code := r.run(stderr)
+	code, started := r.run(stderr)
+	if !started {
+		fmt.Fprintln(r.stderr, "crhook: nothing was dumped; the container is still running")
+		return code
+	}
 	if code != 0 {
 		d := r.diagnose(id, out.String())
 		if first {

@@ -48,7 +48,7 @@ func (r *runner) prepareCreate() {
 // deleteStep runs `delete` as a child and, when the runtime deleted the
 // container, removes crhook's state of it.
 func deleteStep(r *runner) int {
-	code := r.run(nil)
+	code, _ := r.run(nil)
 	if code == 0 {
 		if err := RemoveState(r.settings.StateDir, r.inv.containerID()); err != nil {
 			fmt.Fprintf(r.stderr, "crhook: %v\n", err)

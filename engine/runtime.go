@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -161,10 +162,20 @@ func (r *runner) exec() int {
 
 // run starts the runtime as a child with this invocation's arguments; its
 // exit status becomes crhook's. stderr, when not nil, replaces the host's.
-func (r *runner) run(stderr io.Writer) int {
+// started is false when the runtime could not be started at all: then
+// nothing ran, and a step has no CRIU log to explain.
+func (r *runner) run(stderr io.Writer) (code int, started bool) {
 	code, err := r.rt.Run(r.inv.args, stderr)
-	if err != nil {
-		fmt.Fprintf(r.stderr, "crhook: %v\n", err)
+	if err == nil {
+		return code, true
 	}
-	return code
+	if !errors.As(err, new(startError)) {
+		fmt.Fprintf(r.stderr, "crhook: %v\n", err)
+		return code, true
+	}
+	if verr := r.vetRuntime(); verr != nil {
+		err = verr // in the settings' words, with the fix
+	}
+	fmt.Fprintf(r.stderr, "crhook: %s of container %s: the runtime could not be started: %v\n", r.inv.cmd, r.inv.containerID(), err)
+	return code, false
 }

@@ -331,3 +331,27 @@ func TestContainerdSeesTheFixFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestRuntimeNotStarted: when the runtime cannot even be started (EACCES
+// on a noexec mount, ETXTBSY while it is replaced), nothing ran: the
+// checkpoint says so, and neither diagnoses a CRIU log that cannot exist
+// nor asks the runtime whether the container is frozen.
+func TestRuntimeNotStarted(t *testing.T) {
+	f := newFake(t)
+	f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated()})
+	f.knob("noexec-after-state", "")
+	code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
+	if code != 127 {
+		t.Errorf("exit %d, want 127; stderr:\n%s", code, stderr)
+	}
+	for _, bad := range []string{"left no log", "cannot tell whether", "dump.log"} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("stderr diagnoses a CRIU run that never happened (%q):\n%s", bad, stderr)
+		}
+	}
+	for _, want := range []string{"permission denied", "nothing was dumped; the container is still running"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}

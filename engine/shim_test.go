@@ -103,7 +103,7 @@ func TestAddedFlagsReachTheRuntime(t *testing.T) {
 	}
 	r := &runner{inv: parseArgs([]string{"checkpoint", "--image-path", "/i", testID}), rt: &binary{path: f.bin, host: f.host(&syncBuffer{})}, settings: s, stderr: &syncBuffer{}}
 	r.inv.AddFlags("--lazy-pages")
-	if code := r.run(nil); code != 0 {
+	if code, _ := r.run(nil); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	if got := f.calls(); got != "checkpoint --image-path /i --lazy-pages "+testID {
