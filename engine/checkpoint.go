@@ -141,8 +141,9 @@ func (r *runner) unfreeze(id, before string) {
 		return
 	}
 	if _, err := r.rt.Output(resume[1:]); err != nil {
-		fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen, and resuming it failed: %v; run: %s\n",
-			id, err, shellJoin(resume))
+		// err starts with the command line already: named once, to paste.
+		fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen, and resuming it failed: %v; it stays frozen until that command succeeds: fix what it says and run it again\n",
+			id, err)
 		return
 	}
 	fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen; crhook resumed it (%s), it is running again\n",

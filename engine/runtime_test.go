@@ -218,7 +218,7 @@ func TestFailedCheckpointResumes(t *testing.T) {
 		{name: "frozen by the failure: resumed", before: "running", knobs: []string{"checkpoint-freezes"},
 			wantResume: true, want: "crhook resumed it (RT --root ROOT resume " + testID + ")", wantStatus: "running"},
 		{name: "resume fails: the exact command", before: "running", knobs: []string{"checkpoint-freezes", "resume-fails"},
-			wantResume: true, want: "cannot thaw; run: RT --root ROOT resume " + testID, wantStatus: "paused"},
+			wantResume: true, want: "RT --root ROOT resume " + testID + ": exit status 1: resume: cannot thaw; it stays frozen", wantStatus: "paused"},
 		{name: "paused before: left paused", before: "paused", knobs: []string{"checkpoint-freezes"}, wantStatus: "paused"},
 		{name: "failed but not frozen: nothing to do", before: "running", knobs: []string{"checkpoint-fails"}, wantStatus: "running"},
 		{name: "succeeded: nothing to do", before: "running", wantStatus: "running"},
@@ -238,6 +238,9 @@ func TestFailedCheckpointResumes(t *testing.T) {
 			want := strings.NewReplacer("RT", f.bin, "ROOT", f.runcRoot()).Replace(tc.want)
 			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+			if n := strings.Count(stderr, " resume "+testID); n > 1 {
+				t.Errorf("the resume command appears %d times:\n%s", n, stderr)
 			}
 			if status, _ := os.ReadFile(filepath.Join(f.dir, "status")); strings.TrimSpace(string(status)) != tc.wantStatus {
 				t.Errorf("status %q, want %q", status, tc.wantStatus)
