@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,32 +64,9 @@ func mustPodman(t *testing.T, args ...string) string {
 	t.Helper()
 	r := podman(t, args...)
 	if r.code != 0 {
-		t.Fatalf("podman %s: %s%s", strings.Join(args, " "), r, criuErrors(r.err))
+		t.Fatalf("podman %s: %s%s", strings.Join(args, " "), r, hosttest.CRIUErrors(r.err))
 	}
 	return r.out
-}
-
-// criuLog finds the CRIU log runc names in its error message.
-var criuLog = regexp.MustCompile(`log file: (/\S+\.log)`)
-
-// criuErrors quotes the error lines of the CRIU log a failure names, so a
-// failing test says why without anyone digging for the file.
-func criuErrors(stderr string) string {
-	m := criuLog.FindStringSubmatch(stderr)
-	if m == nil {
-		return ""
-	}
-	data, err := os.ReadFile(m[1])
-	if err != nil {
-		return ""
-	}
-	var errs []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "Error") && !strings.Contains(l, "RLIMIT_NOFILE") {
-			errs = append(errs, l)
-		}
-	}
-	return "\nCRIU errors in " + m[1] + ":\n" + strings.Join(errs, "\n")
 }
 
 func crhook(t *testing.T, args ...string) result {
