@@ -6,7 +6,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,13 +44,7 @@ func runEnv(t *testing.T, env []string, name string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
 	r := result{out: o.String(), err: e.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
+	r.code = hosttest.ExitCode(t, err, fmt.Sprintf("%s %v", name, args))
 	return r
 }
 

@@ -4,7 +4,9 @@
 package hosttest
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -71,4 +73,18 @@ func CRIUErrors(msg string) string {
 		}
 	}
 	return "\nCRIU errors in " + m[1] + ":\n" + strings.Join(errs, "\n")
+}
+
+// ExitCode is the exit status of a command that ran and ended with err;
+// a command that could not run at all fails the test, naming what.
+func ExitCode(t testing.TB, err error, what string) int {
+	t.Helper()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", what, err)
+	}
+	return 0
 }
