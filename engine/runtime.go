@@ -174,8 +174,10 @@ func (r *runner) run(stderr io.Writer) (code int, started bool) {
 		return code, true
 	}
 	if verr := r.vetRuntime(); verr != nil {
-		err = verr // in the settings' words, with the fix
+		fmt.Fprintf(r.stderr, "crhook: %s of container %s: %v\n", r.inv.cmd, r.inv.containerID(), verr)
+		return code, false
 	}
-	fmt.Fprintf(r.stderr, "crhook: %s of container %s: the runtime could not be started: %v\n", r.inv.cmd, r.inv.containerID(), err)
+	fmt.Fprintf(r.stderr, "crhook: %s of container %s: the runtime could not be started: %v; check that runtime.path (%q, %s) is an executable file on a mount without noexec, then retry\n",
+		r.inv.cmd, r.inv.containerID(), err, r.settings.Runtime.Path, r.settings.Where("runtime.path"))
 	return code, false
 }

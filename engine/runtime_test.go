@@ -352,7 +352,7 @@ func TestRuntimeNotStarted(t *testing.T) {
 			t.Errorf("stderr diagnoses a CRIU run that never happened (%q):\n%s", bad, stderr)
 		}
 	}
-	for _, want := range []string{"permission denied", "nothing was dumped; the container is still running"} {
+	for _, want := range []string{"permission denied", "check that runtime.path (" + `"` + f.bin + `"`, "nothing was dumped; the container is still running"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
