@@ -54,10 +54,19 @@ type step func(*runner) int
 // stepFor picks the step of a command line; nil is pass-through. A
 // switch, not a table: the pass-through path must not pay for building one.
 func stepFor(inv invocation) step {
-	if inv.wantsHelp() || !validID(inv.containerID()) {
+	if inv.wantsHelp() {
 		// podman probes "checkpoint --help" to learn whether the runtime
-		// can checkpoint at all; that, and anything odd, is the runtime's.
+		// can checkpoint at all: the runtime's to answer.
 		return nil
+	}
+	if !validID(inv.containerID()) {
+		switch inv.cmd {
+		case "checkpoint", "restore":
+			// Passed through, the runtime would hand CRIU whatever
+			// org.criu.config the container names, unvetted: refuse.
+			return oddIDStep
+		}
+		return nil // anything else odd is the runtime's to judge
 	}
 	switch inv.cmd {
 	case "create", "run":
@@ -71,6 +80,17 @@ func stepFor(inv invocation) step {
 	default:
 		return nil
 	}
+}
+
+// oddIDStep refuses a checkpoint or restore whose container ID crhook
+// cannot use (the last argument as runc reads it: letters, digits and
+// _ + - . only, not starting with . or -). runc also accepts ',' and a
+// leading '.', crun more, and crun takes options after the ID.
+func oddIDStep(r *runner) int {
+	fmt.Fprintf(r.stderr, "crhook: %s refused: %q is not a container ID crhook can keep state for (letters, digits, _ + - . only, not starting with . or -, given last, after every option); "+
+		"the runtime would hand CRIU the container's own CRIU config unvetted. Nothing was run: the container is unchanged. Rename the container, or put its ID last\n",
+		r.inv.cmd, r.inv.containerID())
+	return 1
 }
 
 // loadSettings reads crhook.toml. A broken file must not stop containers

@@ -358,3 +358,40 @@ func TestRuntimeNotStarted(t *testing.T) {
 		}
 	}
 }
+
+// TestOddIDRefused: a checkpoint or restore whose container ID crhook
+// cannot keep state for (runc accepts "a,b" and ".x"; crun takes options
+// after the ID, so the last argument is not it) is refused, not passed
+// through to a runtime that would hand CRIU the container's own config
+// unvetted. Other commands, and --help, still reach the runtime.
+func TestOddIDRefused(t *testing.T) {
+	tests := []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{"checkpoint", "--image-path", "IMG", "a,b"}, true},
+		{[]string{"checkpoint", "--image-path", "IMG", ".x"}, true},
+		{[]string{"checkpoint", testID, "--image-path", "IMG"}, true},
+		{[]string{"restore", "--bundle", "BUNDLE", "--image-path", "IMG", "a,b"}, true},
+		{[]string{"checkpoint", "--help"}, false},
+		{[]string{"state", "a,b"}, false},
+		{[]string{"create", "--bundle", "BUNDLE", "a,b"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := newFake(t)
+			r := strings.NewReplacer("IMG", filepath.Join(f.root, "img"), "BUNDLE", f.bundle(nil))
+			args := []string{"--root", f.runcRoot()}
+			for _, a := range tc.args {
+				args = append(args, r.Replace(a))
+			}
+			code, stderr := f.shim(args...)
+			if ran := f.ran(tc.args[0]); ran == tc.refused {
+				t.Errorf("runtime got %s: %v, want %v; stderr:\n%s", tc.args[0], ran, !tc.refused, stderr)
+			}
+			if tc.refused && (code == 0 || !strings.Contains(stderr, "refused: "+`"`) || !strings.Contains(stderr, "Nothing was run")) {
+				t.Errorf("exit %d, stderr %q; want a refusal quoting the ID", code, stderr)
+			}
+		})
+	}
+}

@@ -11,14 +11,15 @@ import (
 	"github.com/crhook/crhook/config"
 )
 
-// TestStepFor: each subcommand gets its step; help, odd IDs and every
-// other subcommand pass through.
+// TestStepFor: each subcommand gets its step; checkpoint and restore of
+// an ID crhook cannot use are refused; help, other odd IDs and every other
+// subcommand pass through.
 func TestStepFor(t *testing.T) {
 	name := func(s step) string {
 		if s == nil {
 			return "pass"
 		}
-		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep} {
+		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep, "refuse": oddIDStep} {
 			if sameFunc(s, c) {
 				return n
 			}
@@ -30,6 +31,7 @@ func TestStepFor(t *testing.T) {
 		"--root /r checkpoint --image-path /i " + testID: "checkpoint", "restore " + testID: "restore",
 		"delete --force " + testID: "delete", "state " + testID: "pass", "kill " + testID + " KILL": "pass",
 		"checkpoint --help": "pass", "checkpoint -h " + testID: "pass", "delete ../etc": "pass", "--version": "pass", "": "pass",
+		"checkpoint --image-path /i a,b": "refuse", "restore ../etc": "refuse",
 	} {
 		if got := name(stepFor(parseArgs(strings.Fields(args)))); got != want {
 			t.Errorf("%q: step %s, want %s", args, got, want)
