@@ -65,6 +65,11 @@ func stepFor(inv invocation) step {
 			// Passed through, the runtime would hand CRIU whatever
 			// org.criu.config the container names, unvetted: refuse.
 			return oddIDStep
+		case "create", "run":
+			if inv.containerID() == "" {
+				return nil // the runtime says it needs one
+			}
+			return oddIDCreateStep // starts, as always; said now, while it can be renamed
 		}
 		return nil // anything else odd is the runtime's to judge
 	}
@@ -91,6 +96,14 @@ func oddIDStep(r *runner) int {
 		"the runtime would hand CRIU the container's own CRIU config unvetted. Nothing was run: the container is unchanged. Rename the container, or put its ID last\n",
 		r.inv.cmd, r.inv.containerID())
 	return 1
+}
+
+// oddIDCreateStep starts a container crhook cannot keep state for, as the
+// runtime would, and says now that its checkpoint will be refused.
+func oddIDCreateStep(r *runner) int {
+	fmt.Fprintf(r.stderr, "crhook: warning: %q is not a container ID crhook can keep state for (letters, digits, _ + - . only, not starting with . or -, given last); the container starts without crhook's CRIU config, and its checkpoint and restore will be refused\n",
+		r.inv.containerID())
+	return r.exec()
 }
 
 // loadSettings reads crhook.toml. A broken file must not stop containers

@@ -389,6 +389,9 @@ func TestOddIDRefused(t *testing.T) {
 			if ran := f.ran(tc.args[0]); ran == tc.refused {
 				t.Errorf("runtime got %s: %v, want %v; stderr:\n%s", tc.args[0], ran, !tc.refused, stderr)
 			}
+			if tc.args[0] == "create" && !strings.Contains(stderr, "will be refused") {
+				t.Errorf("create of an odd ID does not warn; stderr:\n%s", stderr)
+			}
 			if tc.refused && (code == 0 || !strings.Contains(stderr, "refused: "+`"`) || !strings.Contains(stderr, "Nothing was run")) {
 				t.Errorf("exit %d, stderr %q; want a refusal quoting the ID", code, stderr)
 			}

@@ -19,7 +19,7 @@ func TestStepFor(t *testing.T) {
 		if s == nil {
 			return "pass"
 		}
-		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep, "refuse": oddIDStep} {
+		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep, "refuse": oddIDStep, "warn": oddIDCreateStep} {
 			if sameFunc(s, c) {
 				return n
 			}
@@ -31,7 +31,7 @@ func TestStepFor(t *testing.T) {
 		"--root /r checkpoint --image-path /i " + testID: "checkpoint", "restore " + testID: "restore",
 		"delete --force " + testID: "delete", "state " + testID: "pass", "kill " + testID + " KILL": "pass",
 		"checkpoint --help": "pass", "checkpoint -h " + testID: "pass", "delete ../etc": "pass", "--version": "pass", "": "pass",
-		"checkpoint --image-path /i a,b": "refuse", "restore ../etc": "refuse",
+		"checkpoint --image-path /i a,b": "refuse", "restore ../etc": "refuse", "run a,b": "warn", "create": "pass",
 	} {
 		if got := name(stepFor(parseArgs(strings.Fields(args)))); got != want {
 			t.Errorf("%q: step %s, want %s", args, got, want)
