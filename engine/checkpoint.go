@@ -39,7 +39,11 @@ func checkpointStep(r *runner) int {
 	if first {
 		stderr = &out
 	}
-	code := r.run(stderr)
+	code, started := r.run(stderr)
+	if !started {
+		fmt.Fprintln(r.stderr, "crhook: nothing was dumped; the container is still running")
+		return code
+	}
 	if code != 0 {
 		d := r.diagnose(id, out.String())
 		if first {
@@ -140,8 +144,9 @@ func (r *runner) unfreeze(id, before string) {
 		return
 	}
 	if _, err := r.rt.Output(resume[1:]); err != nil {
-		fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen, and resuming it failed: %v; run: %s\n",
-			id, err, shellJoin(resume))
+		// err starts with the command line already: named once, to paste.
+		fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen, and resuming it failed: %v; it stays frozen until that command succeeds: fix what it says and run it again\n",
+			id, err)
 		return
 	}
 	fmt.Fprintf(r.stderr, "crhook: the failed checkpoint left container %s frozen; crhook resumed it (%s), it is running again\n",

@@ -51,7 +51,7 @@ func deleteStep(r *runner) int {
 	if r.keepForMigration(r.inv.containerID()) { // lazy.go
 		return 0
 	}
-	code := r.run(nil)
+	code, _ := r.run(nil)
 	if code == 0 {
 		if err := RemoveState(r.settings.StateDir, r.inv.containerID()); err != nil {
 			fmt.Fprintf(r.stderr, "crhook: %v\n", err)

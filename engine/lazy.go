@@ -147,8 +147,10 @@ func (r *runner) rollbackRestore(id string, p *migrate.Plan) int {
 		return fail(fmt.Errorf("%s: %w: %s", shellJoin(append([]string{r.rt.Path()}, dump...)), err, strings.TrimSpace(string(out))))
 	}
 	_ = os.RemoveAll(lazyImages)
-	if code := r.run(nil); code != 0 {
-		r.explain(id, "")
+	if code, started := r.run(nil); code != 0 {
+		if started { // a runtime that never started left no CRIU log to read
+			r.explain(id, "")
+		}
 		return code
 	}
 	return 0
@@ -296,9 +298,11 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		return fail(err)
 	}
-	if code := r.run(nil); code != 0 {
+	if code, started := r.run(nil); code != 0 {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		r.explain(id, "")
+		if started {
+			r.explain(id, "")
+		}
 		return code
 	}
 	p.Status = migrate.StatusRestored

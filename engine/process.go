@@ -55,7 +55,7 @@ func (b *binary) Run(args []string, stderr io.Writer) (int, error) {
 	b.host.Notify(sigs)
 	defer b.host.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		return 127, fmt.Errorf("start %s: %w", b.path, err)
+		return 127, startError{fmt.Errorf("start %s: %w", b.path, err)}
 	}
 	done := make(chan struct{})
 	relayed := make(chan struct{})
@@ -78,6 +78,14 @@ func (b *binary) Run(args []string, stderr io.Writer) (int, error) {
 	<-relayed
 	return exitStatus(b.path, err)
 }
+
+// startError is a runtime that could not be started at all (EACCES on a
+// noexec mount, ETXTBSY while it is replaced): nothing ran, so there is
+// no CRIU log to explain and no container the runtime touched.
+type startError struct{ err error }
+
+func (e startError) Error() string { return e.err.Error() }
+func (e startError) Unwrap() error { return e.err }
 
 // exitStatus is the status a shell reports for a child that ended with
 // err: its exit code, or 128+N when signal N killed it.

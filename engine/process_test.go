@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/config"
 )
 
 // TestChildExitStatus: a step that runs the runtime as a child (delete
@@ -50,9 +52,13 @@ func TestChildExitStatus(t *testing.T) {
 // start is reported, with 127, the shell's "cannot run".
 func TestChildCannotStart(t *testing.T) {
 	f := newFake(t)
-	r := &runner{inv: parseArgs([]string{"delete", testID}), rt: &binary{path: f.bin + ".gone", host: f.host(&syncBuffer{})}, stderr: &syncBuffer{}}
-	if code := r.run(nil); code != 127 {
-		t.Errorf("exit %d, want 127", code)
+	s, err := config.LoadSettings(f.paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{inv: parseArgs([]string{"delete", testID}), rt: &binary{path: f.bin + ".gone", host: f.host(&syncBuffer{})}, settings: s, stderr: &syncBuffer{}}
+	if code, started := r.run(nil); code != 127 || started {
+		t.Errorf("exit %d, started %v; want 127, not started", code, started)
 	}
 	if !strings.Contains(r.stderr.(*syncBuffer).String(), "start "+f.bin+".gone") {
 		t.Errorf("stderr: %s", r.stderr)

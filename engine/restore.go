@@ -23,7 +23,11 @@ func restoreStep(r *runner) int {
 	}
 	// No copy of stderr: the restored container would inherit the pipe
 	// and keep it open, and crhook would wait for it forever.
-	code := r.run(nil)
+	code, started := r.run(nil)
+	if !started {
+		fmt.Fprintln(r.stderr, "crhook: nothing was restored")
+		return code
+	}
 	if code != 0 {
 		r.explain(id, "")
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,10 +54,24 @@ type step func(*runner) int
 // stepFor picks the step of a command line; nil is pass-through. A
 // switch, not a table: the pass-through path must not pay for building one.
 func stepFor(inv invocation) step {
-	if inv.wantsHelp() || !validID(inv.containerID()) {
+	if inv.wantsHelp() {
 		// podman probes "checkpoint --help" to learn whether the runtime
-		// can checkpoint at all; that, and anything odd, is the runtime's.
+		// can checkpoint at all: the runtime's to answer.
 		return nil
+	}
+	if !validID(inv.containerID()) {
+		switch inv.cmd {
+		case "checkpoint", "restore":
+			// Passed through, the runtime would hand CRIU whatever
+			// org.criu.config the container names, unvetted: refuse.
+			return oddIDStep
+		case "create", "run":
+			if inv.containerID() == "" {
+				return nil // the runtime says it needs one
+			}
+			return oddIDCreateStep // starts, as always; said now, while it can be renamed
+		}
+		return nil // anything else odd is the runtime's to judge
 	}
 	switch inv.cmd {
 	case "create", "run":
@@ -70,6 +85,25 @@ func stepFor(inv invocation) step {
 	default:
 		return nil
 	}
+}
+
+// oddIDStep refuses a checkpoint or restore whose container ID crhook
+// cannot use (the last argument as runc reads it: letters, digits and
+// _ + - . only, not starting with . or -). runc also accepts ',' and a
+// leading '.', crun more, and crun takes options after the ID.
+func oddIDStep(r *runner) int {
+	fmt.Fprintf(r.stderr, "crhook: %s refused: %q is not a container ID crhook can keep state for (letters, digits, _ + - . only, not starting with . or -, given last, after every option); "+
+		"the runtime would hand CRIU the container's own CRIU config unvetted. Nothing was run: the container is unchanged. Rename the container, or put its ID last\n",
+		r.inv.cmd, r.inv.containerID())
+	return 1
+}
+
+// oddIDCreateStep starts a container crhook cannot keep state for, as the
+// runtime would, and says now that its checkpoint will be refused.
+func oddIDCreateStep(r *runner) int {
+	fmt.Fprintf(r.stderr, "crhook: warning: %q is not a container ID crhook can keep state for (letters, digits, _ + - . only, not starting with . or -, given last); the container starts without crhook's CRIU config, and its checkpoint and restore will be refused\n",
+		r.inv.containerID())
+	return r.exec()
 }
 
 // loadSettings reads crhook.toml. A broken file must not stop containers
@@ -161,10 +195,22 @@ func (r *runner) exec() int {
 
 // run starts the runtime as a child with this invocation's arguments; its
 // exit status becomes crhook's. stderr, when not nil, replaces the host's.
-func (r *runner) run(stderr io.Writer) int {
+// started is false when the runtime could not be started at all: then
+// nothing ran, and a step has no CRIU log to explain.
+func (r *runner) run(stderr io.Writer) (code int, started bool) {
 	code, err := r.rt.Run(r.inv.args, stderr)
-	if err != nil {
-		fmt.Fprintf(r.stderr, "crhook: %v\n", err)
+	if err == nil {
+		return code, true
 	}
-	return code
+	if !errors.As(err, new(startError)) {
+		fmt.Fprintf(r.stderr, "crhook: %v\n", err)
+		return code, true
+	}
+	if verr := r.vetRuntime(); verr != nil {
+		fmt.Fprintf(r.stderr, "crhook: %s of container %s: %v\n", r.inv.cmd, r.inv.containerID(), verr)
+		return code, false
+	}
+	fmt.Fprintf(r.stderr, "crhook: %s of container %s: the runtime could not be started: %v; check that runtime.path (%q, %s) is an executable file on a mount without noexec, then retry\n",
+		r.inv.cmd, r.inv.containerID(), err, r.settings.Runtime.Path, r.settings.Where("runtime.path"))
+	return code, false
 }

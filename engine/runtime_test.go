@@ -218,7 +218,7 @@ func TestFailedCheckpointResumes(t *testing.T) {
 		{name: "frozen by the failure: resumed", before: "running", knobs: []string{"checkpoint-freezes"},
 			wantResume: true, want: "crhook resumed it (RT --root ROOT resume " + testID + ")", wantStatus: "running"},
 		{name: "resume fails: the exact command", before: "running", knobs: []string{"checkpoint-freezes", "resume-fails"},
-			wantResume: true, want: "cannot thaw; run: RT --root ROOT resume " + testID, wantStatus: "paused"},
+			wantResume: true, want: "RT --root ROOT resume " + testID + ": exit status 1: resume: cannot thaw; it stays frozen", wantStatus: "paused"},
 		{name: "paused before: left paused", before: "paused", knobs: []string{"checkpoint-freezes"}, wantStatus: "paused"},
 		{name: "failed but not frozen: nothing to do", before: "running", knobs: []string{"checkpoint-fails"}, wantStatus: "running"},
 		{name: "succeeded: nothing to do", before: "running", wantStatus: "running"},
@@ -238,6 +238,9 @@ func TestFailedCheckpointResumes(t *testing.T) {
 			want := strings.NewReplacer("RT", f.bin, "ROOT", f.runcRoot()).Replace(tc.want)
 			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+			if n := strings.Count(stderr, " resume "+testID); n > 1 {
+				t.Errorf("the resume command appears %d times:\n%s", n, stderr)
 			}
 			if status, _ := os.ReadFile(filepath.Join(f.dir, "status")); strings.TrimSpace(string(status)) != tc.wantStatus {
 				t.Errorf("status %q, want %q", status, tc.wantStatus)
@@ -327,6 +330,70 @@ func TestContainerdSeesTheFixFirst(t *testing.T) {
 			}
 			if !strings.Contains(stderr, "criu failed: type NOTIFY errno 0") || !strings.Contains(stderr, "It means:") {
 				t.Errorf("stderr lacks the runtime's own line or the full diagnosis:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestRuntimeNotStarted: when the runtime cannot even be started (EACCES
+// on a noexec mount, ETXTBSY while it is replaced), nothing ran: the
+// checkpoint says so, and neither diagnoses a CRIU log that cannot exist
+// nor asks the runtime whether the container is frozen.
+func TestRuntimeNotStarted(t *testing.T) {
+	f := newFake(t)
+	f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated()})
+	f.knob("noexec-after-state", "")
+	code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
+	if code != 127 {
+		t.Errorf("exit %d, want 127; stderr:\n%s", code, stderr)
+	}
+	for _, bad := range []string{"left no log", "cannot tell whether", "dump.log"} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("stderr diagnoses a CRIU run that never happened (%q):\n%s", bad, stderr)
+		}
+	}
+	for _, want := range []string{"permission denied", "check that runtime.path (" + `"` + f.bin + `"`, "nothing was dumped; the container is still running"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestOddIDRefused: a checkpoint or restore whose container ID crhook
+// cannot keep state for (runc accepts "a,b" and ".x"; crun takes options
+// after the ID, so the last argument is not it) is refused, not passed
+// through to a runtime that would hand CRIU the container's own config
+// unvetted. Other commands, and --help, still reach the runtime.
+func TestOddIDRefused(t *testing.T) {
+	tests := []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{"checkpoint", "--image-path", "IMG", "a,b"}, true},
+		{[]string{"checkpoint", "--image-path", "IMG", ".x"}, true},
+		{[]string{"checkpoint", testID, "--image-path", "IMG"}, true},
+		{[]string{"restore", "--bundle", "BUNDLE", "--image-path", "IMG", "a,b"}, true},
+		{[]string{"checkpoint", "--help"}, false},
+		{[]string{"state", "a,b"}, false},
+		{[]string{"create", "--bundle", "BUNDLE", "a,b"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := newFake(t)
+			r := strings.NewReplacer("IMG", filepath.Join(f.root, "img"), "BUNDLE", f.bundle(nil))
+			args := []string{"--root", f.runcRoot()}
+			for _, a := range tc.args {
+				args = append(args, r.Replace(a))
+			}
+			code, stderr := f.shim(args...)
+			if ran := f.ran(tc.args[0]); ran == tc.refused {
+				t.Errorf("runtime got %s: %v, want %v; stderr:\n%s", tc.args[0], ran, !tc.refused, stderr)
+			}
+			if tc.args[0] == "create" && !strings.Contains(stderr, "will be refused") {
+				t.Errorf("create of an odd ID does not warn; stderr:\n%s", stderr)
+			}
+			if tc.refused && (code == 0 || !strings.Contains(stderr, "refused: "+`"`) || !strings.Contains(stderr, "Nothing was run")) {
+				t.Errorf("exit %d, stderr %q; want a refusal quoting the ID", code, stderr)
 			}
 		})
 	}

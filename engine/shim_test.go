@@ -11,14 +11,15 @@ import (
 	"github.com/crhook/crhook/config"
 )
 
-// TestStepFor: each subcommand gets its step; help, odd IDs and every
-// other subcommand pass through.
+// TestStepFor: each subcommand gets its step; checkpoint and restore of
+// an ID crhook cannot use are refused; help, other odd IDs and every other
+// subcommand pass through.
 func TestStepFor(t *testing.T) {
 	name := func(s step) string {
 		if s == nil {
 			return "pass"
 		}
-		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep} {
+		for n, c := range map[string]step{"create": createStep, "checkpoint": checkpointStep, "restore": restoreStep, "delete": deleteStep, "refuse": oddIDStep, "warn": oddIDCreateStep} {
 			if sameFunc(s, c) {
 				return n
 			}
@@ -30,6 +31,7 @@ func TestStepFor(t *testing.T) {
 		"--root /r checkpoint --image-path /i " + testID: "checkpoint", "restore " + testID: "restore",
 		"delete --force " + testID: "delete", "state " + testID: "pass", "kill " + testID + " KILL": "pass",
 		"checkpoint --help": "pass", "checkpoint -h " + testID: "pass", "delete ../etc": "pass", "--version": "pass", "": "pass",
+		"checkpoint --image-path /i a,b": "refuse", "restore ../etc": "refuse", "run a,b": "warn", "create": "pass",
 	} {
 		if got := name(stepFor(parseArgs(strings.Fields(args)))); got != want {
 			t.Errorf("%q: step %s, want %s", args, got, want)
@@ -103,7 +105,7 @@ func TestAddedFlagsReachTheRuntime(t *testing.T) {
 	}
 	r := &runner{inv: parseArgs([]string{"checkpoint", "--image-path", "/i", testID}), rt: &binary{path: f.bin, host: f.host(&syncBuffer{})}, settings: s, stderr: &syncBuffer{}}
 	r.inv.AddFlags("--lazy-pages")
-	if code := r.run(nil); code != 0 {
+	if code, _ := r.run(nil); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	if got := f.calls(); got != "checkpoint --image-path /i --lazy-pages "+testID {

@@ -83,7 +83,8 @@ func checkDropped(p *probe) Result {
 
 // checkPermissions applies the loader's rule (root-owned, not writable by
 // group or other) to every file it would read, and the engine's rule
-// (root-owned 0700) to the state directory, and says which file breaks it.
+// (a root-owned directory, no link, not writable by group or other) to
+// the state directory, and says which file breaks it.
 func checkPermissions(p *probe) Result {
 	c := p.configInfo()
 	files := append([]string{}, p.layers()...)
@@ -116,12 +117,22 @@ func checkPermissions(p *probe) Result {
 	case err != nil:
 		ev, bad = append(ev, fmt.Sprintf("%s: %v", state, err)), true
 	default:
-		uid, _, _ := safefile.Stat(fi)
+		// The runtime's own rule (engine/statedir_linux.go): state_dir may
+		// be shared, so 0755 is fine; what it refuses is a link, a
+		// non-directory, another owner, or group/other write.
+		uid, mode, _ := safefile.Stat(fi)
 		line := fmt.Sprintf("%s: uid %d, mode %04o", state, uid, fi.Mode().Perm())
-		if !fi.IsDir() || uid != 0 || fi.Mode().Perm()&0o077 != 0 {
-			line += ": want a root-owned directory with mode 0700"
+		why, fix := safefile.Problem(state, uid, mode, false)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			why, fix = "a symbolic link, which crhook-runtime does not follow", fmt.Sprintf("rm %q (crhook recreates it), or set state_dir to a real directory", state)
+		case !fi.IsDir():
+			why, fix = "not a directory", fmt.Sprintf("rm %q (crhook recreates it)", state)
+		}
+		if why != "" {
+			line += ": " + why + "; crhook-runtime refuses every checkpoint and restore"
 			bad = true
-			fixes = append(fixes, "chown root:root "+state+" && chmod 0700 "+state)
+			fixes = append(fixes, fix)
 		}
 		ev = append(ev, line)
 	}

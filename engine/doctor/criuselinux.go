@@ -21,20 +21,11 @@ const criuSELinuxFix = "install a CRIU linked with libselinux (Fedora's and Cent
 // of tests/guest: the restored busybox came back as the runtime's domain,
 // not container_t:s0:cX,cY.
 func checkCRIUSELinux(p *probe) Result {
-	c := p.criuInfo()
-	if c.path == "" {
-		return result(Skip, "", "no criu (see criu.binary)")
+	c, skip := p.criuLinks("libselinux.so")
+	if skip != nil {
+		return *skip
 	}
-	libs, err := p.h.Libs(c.path)
-	if err != nil {
-		return result(Skip, "", err.Error())
-	}
-	linked := ""
-	for _, l := range libs {
-		if strings.HasPrefix(filepath.Base(l), "libselinux.so") {
-			linked = l
-		}
-	}
+	libs, linked := c.libs, c.linked
 	sel := p.selinuxInfo()
 	switch {
 	case linked != "":
@@ -53,4 +44,35 @@ func checkCRIUSELinux(p *probe) Result {
 				"restored them (container_runtime_t, or unconfined_t), not as their container_t:s0:cX,cY")
 	}
 	return result(OK, "", fmt.Sprintf("%s does not link libselinux; that matters only with SELinux enabled, and it is not", c.path))
+}
+
+// criuNeeds is what the criu doctor checks reads in its ELF DT_NEEDED:
+// the only reliable answer to which optional library it was built with.
+type criuNeeds struct {
+	path   string
+	libs   []string // every DT_NEEDED entry; none for a static criu
+	linked string   // the entry criuLinks looked for, "" when absent
+}
+
+// criuLinks reads the DT_NEEDED of the criu runc would run and finds the
+// library whose name starts with prefix ("libselinux.so"). skip is the
+// check's result when there is nothing to read (no criu, not an ELF).
+func (p *probe) criuLinks(prefix string) (criuNeeds, *Result) {
+	c := criuNeeds{path: p.criuInfo().path}
+	if c.path == "" {
+		r := result(Skip, "", "no criu (see criu.binary)")
+		return c, &r
+	}
+	libs, err := p.h.Libs(c.path)
+	if err != nil {
+		r := result(Skip, "", err.Error())
+		return c, &r
+	}
+	c.libs = libs
+	for _, l := range libs {
+		if strings.HasPrefix(filepath.Base(l), prefix) {
+			c.linked = l
+		}
+	}
+	return c, nil
 }

@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -144,18 +143,13 @@ const criuTLSFix = "install a CRIU built with gnutls (Debian's, Fedora's and Ubu
 // answer CRIU gives at run time is an error message of `criu --tls`, and
 // its --help lists the --tls options whether or not they work.
 func checkMigrateTLS(p *probe) Result {
-	c := p.criuInfo()
-	if c.path == "" {
-		return result(Skip, "", "no criu (see criu.binary)")
+	c, skip := p.criuLinks("libgnutls.so")
+	if skip != nil {
+		return *skip
 	}
-	libs, err := p.h.Libs(c.path)
-	if err != nil {
-		return result(Skip, "", err.Error())
-	}
-	for _, l := range libs {
-		if strings.HasPrefix(filepath.Base(l), "libgnutls.so") {
-			return result(OK, "", fmt.Sprintf("%s needs %s: --tls, --tls-cacert, --tls-cert and --tls-key work", c.path, l))
-		}
+	libs := c.libs
+	if c.linked != "" {
+		return result(OK, "", fmt.Sprintf("%s needs %s: --tls, --tls-cacert, --tls-cert and --tls-key work", c.path, c.linked))
 	}
 	const cost = "crhook migrate encrypts and authenticates page-server traffic with CRIU's --tls and will not run a page server without it: stream, lazy and pre-copy migration will not work here"
 	if len(libs) == 0 {

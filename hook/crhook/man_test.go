@@ -333,3 +333,22 @@ func TestManPagePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeNamesDoctorFlags: README's crhook doctor line showed only
+// --format while --only and --destination had landed; it must name every
+// flag of the command it summarises.
+func TestReadmeNamesDoctorFlags(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doctor, _, err := newRootCmd().Find([]string{"doctor"})
+	if err != nil || doctor.Name() != "doctor" {
+		t.Fatalf("no doctor command: %v", err)
+	}
+	doctor.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden && f.Name != "help" && !strings.Contains(string(data), "--"+f.Name) {
+			t.Errorf("README.md does not name crhook doctor --%s", f.Name)
+		}
+	})
+}

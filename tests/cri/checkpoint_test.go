@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 // tcpScript keeps an established loopback TCP connection busy inside the
@@ -91,7 +93,7 @@ func TestCRICheckpointRestoreTCP(t *testing.T) {
 	}
 	archive, err := n.checkpoint(t, ctr)
 	if err != nil {
-		t.Fatalf("CRI CheckpointContainer with tcp-established in default.conf: %v%s\n%s", err, criuErrors(err), n.logTail())
+		t.Fatalf("CRI CheckpointContainer with tcp-established in default.conf: %v%s\n%s", err, hosttest.CRIUErrors(err.Error()), n.logTail())
 	}
 	// The kubelet's checkpoint leaves the container running.
 	if !n.running(t, ctr) {

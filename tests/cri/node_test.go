@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -270,30 +269,6 @@ func (n *node) stop() {
 	}
 }
 
-// criuLog finds the CRIU log an error names (runc: "log file: X",
-// containerd's shim: "path= X").
-var criuLog = regexp.MustCompile(`(?:log file:|path=) (/\S+\.log)`)
-
-// criuErrors quotes the error lines of the CRIU log an error names, so a
-// failing test says why before the node's state is removed.
-func criuErrors(err error) string {
-	m := criuLog.FindStringSubmatch(err.Error())
-	if m == nil {
-		return ""
-	}
-	data, rerr := os.ReadFile(m[1])
-	if rerr != nil {
-		return ""
-	}
-	var errs []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "Error") && !strings.Contains(l, "RLIMIT_NOFILE") {
-			errs = append(errs, l)
-		}
-	}
-	return "\nCRIU errors in " + m[1] + ":\n" + strings.Join(errs, "\n")
-}
-
 // pidsMentioning lists processes whose command line contains s.
 func pidsMentioning(s string) []int {
 	var pids []int
@@ -394,7 +369,7 @@ func (n *node) startContainer(t *testing.T, pod string, podCfg *runtimeapi.PodSa
 		t.Fatalf("CRI CreateContainer %s from %s: %v\n%s", name, image, err, n.logTail())
 	}
 	if _, err := n.rt.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
-		t.Fatalf("CRI StartContainer %s: %v%s\n%s", name, err, criuErrors(err), n.logTail())
+		t.Fatalf("CRI StartContainer %s: %v%s\n%s", name, err, hosttest.CRIUErrors(err.Error()), n.logTail())
 	}
 	return c.ContainerId
 }

@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crhook/crhook/tests/hosttest"
 )
 
 const crhookRuntime = "/usr/libexec/crhook/crhook-runtime"
@@ -227,13 +230,7 @@ func runIn(t *testing.T, dir, name string, args ...string) result {
 	cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, inR, outW, errW
 	err = cmd.Run()
 	r := result{out: drain(outR), err: drain(errR)}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
+	r.code = hosttest.ExitCode(t, err, fmt.Sprintf("%s %v", name, args))
 	return r
 }
 

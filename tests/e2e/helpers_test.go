@@ -6,11 +6,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,13 +44,7 @@ func runEnv(t *testing.T, env []string, name string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
 	r := result{out: o.String(), err: e.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
+	r.code = hosttest.ExitCode(t, err, fmt.Sprintf("%s %v", name, args))
 	return r
 }
 
@@ -65,32 +58,9 @@ func mustPodman(t *testing.T, args ...string) string {
 	t.Helper()
 	r := podman(t, args...)
 	if r.code != 0 {
-		t.Fatalf("podman %s: %s%s", strings.Join(args, " "), r, criuErrors(r.err))
+		t.Fatalf("podman %s: %s%s", strings.Join(args, " "), r, hosttest.CRIUErrors(r.err))
 	}
 	return r.out
-}
-
-// criuLog finds the CRIU log runc names in its error message.
-var criuLog = regexp.MustCompile(`log file: (/\S+\.log)`)
-
-// criuErrors quotes the error lines of the CRIU log a failure names, so a
-// failing test says why without anyone digging for the file.
-func criuErrors(stderr string) string {
-	m := criuLog.FindStringSubmatch(stderr)
-	if m == nil {
-		return ""
-	}
-	data, err := os.ReadFile(m[1])
-	if err != nil {
-		return ""
-	}
-	var errs []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "Error") && !strings.Contains(l, "RLIMIT_NOFILE") {
-			errs = append(errs, l)
-		}
-	}
-	return "\nCRIU errors in " + m[1] + ":\n" + strings.Join(errs, "\n")
 }
 
 func crhook(t *testing.T, args ...string) result {

@@ -4,7 +4,11 @@
 package hosttest
 
 import (
+	"errors"
 	"os"
+	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,4 +48,43 @@ func KeepFiles(files ...string) (restore func()) {
 			}
 		}
 	}
+}
+
+// criuLog finds the CRIU log a failure names: runc's "log file: X",
+// containerd's "path= X".
+var criuLog = regexp.MustCompile(`(?:log file:|path=) (/\S+\.log)`)
+
+// CRIUErrors quotes the error lines of the CRIU log msg names, so a
+// failing test says why before anyone digs for the file (or the suite
+// removes it); "" when msg names no readable log.
+func CRIUErrors(msg string) string {
+	m := criuLog.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	data, err := os.ReadFile(m[1])
+	if err != nil {
+		return ""
+	}
+	var errs []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "Error") && !strings.Contains(l, "RLIMIT_NOFILE") {
+			errs = append(errs, l)
+		}
+	}
+	return "\nCRIU errors in " + m[1] + ":\n" + strings.Join(errs, "\n")
+}
+
+// ExitCode is the exit status of a command that ran and ended with err;
+// a command that could not run at all fails the test, naming what.
+func ExitCode(t testing.TB, err error, what string) int {
+	t.Helper()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", what, err)
+	}
+	return 0
 }

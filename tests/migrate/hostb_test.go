@@ -11,7 +11,6 @@ package migrate
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,13 +49,7 @@ func runCmd(t *testing.T, cmd *exec.Cmd) result {
 	cmd.Stderr = &e
 	err := cmd.Run()
 	r := result{out: o.String(), err: e.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", cmd, err)
-	}
+	r.code = hosttest.ExitCode(t, err, cmd.String())
 	return r
 }
 
