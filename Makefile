@@ -48,14 +48,15 @@ setup:
 # (CRHOOK_TEST_HOST, engine/doctor/real_test.go) run too; then the unit
 # tests run again unprivileged, so a test that assumes root shows up.
 CRHOOK_TEST_HOST ?= 1
+# The host-level suites run one at a time (-p 1): they share the host
+# (/etc/criu layers, podman, sysctls), and one writing a broken
+# default.conf must not meet another running CRIU.
 
 test: setup build
 	$(MAKE) --no-print-directory install
 	CRHOOK_TEST_HOST=$(CRHOOK_TEST_HOST) $(GOTEST) ./...
 	$(MAKE) --no-print-directory unit-nonroot
 	CGO_ENABLED=1 $(GOTEST) -race -run Concurrent ./engine/diagnose/   # the race detector needs cgo (gcc: setup installs build-essential)
-	# -p 1: the suites share the host (/etc/criu layers, podman, sysctls); one
-	# writing a broken default.conf must not meet another running CRIU.
 	$(GOTEST) -p 1 -tags e2e -timeout 20m ./tests/...
 	cd tests/cri && $(GOTEST) -tags e2e -timeout 10m ./...
 	$(MAKE) --no-print-directory selinux-check
