@@ -406,21 +406,8 @@ func (n *node) checkpoint(t *testing.T, id string) (string, error) {
 	return archive, nil
 }
 
-// layers replaces the system CRIU layers for one test: files not named
-// are removed. TestMain restores the originals at the end.
+// layers replaces the system CRIU layers for one test (hosttest.SetLayers).
 func layers(t *testing.T, files map[string]string) {
 	t.Helper()
-	for _, f := range hosttest.CRIULayers {
-		content, ok := files[f]
-		if !ok {
-			_ = os.Remove(f)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	hosttest.SetLayers(t, files)
 }

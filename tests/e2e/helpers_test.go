@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,23 +96,10 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	hosttest.Eventually(t, within, what, cond)
 }
 
-// layers replaces the system CRIU layers for one test: files not named
-// are removed. TestMain restores the originals at the end.
+// layers replaces the system CRIU layers for one test (hosttest.SetLayers).
 func layers(t *testing.T, files map[string]string) {
 	t.Helper()
-	for _, f := range hosttest.CRIULayers {
-		content, ok := files[f]
-		if !ok {
-			_ = os.Remove(f)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	hosttest.SetLayers(t, files)
 }
 
 func randHex(n int) string {

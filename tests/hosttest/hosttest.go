@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -87,4 +88,24 @@ func ExitCode(t testing.TB, err error, what string) int {
 		t.Fatalf("%s: %v", what, err)
 	}
 	return 0
+}
+
+// SetLayers replaces the system CRIU layers for one test: the files named
+// get their content, the others are removed. The suite's TestMain puts
+// the originals back (KeepFiles).
+func SetLayers(t testing.TB, files map[string]string) {
+	t.Helper()
+	for _, f := range CRIULayers {
+		content, ok := files[f]
+		if !ok {
+			_ = os.Remove(f)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
