@@ -34,6 +34,7 @@ PACKAGES=(
 	kmod busybox-static mawk procps iproute2 util-linux mount
 	podman runc conmon containernetworking-plugins iptables
 	selinux-policy-default policycoreutils selinux-utils semodule-utils
+	openssh-server openssh-client
 )
 
 log() { printf 'guest-image: %s\n' "$*" >&2; }

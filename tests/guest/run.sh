@@ -83,8 +83,11 @@ for a in "$@"; do printf '%s\n' "$a" >>"$share/args"; done
 make -s -C "$repo" install DESTDIR="$share/install" >"$run/install.log" 2>&1 ||
 	{ cat "$run/install.log" >&2; echo "run.sh: make install DESTDIR=$share/install failed" >&2; exit 2; }
 # The scenarios' workload, static like crhook.
-(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$share/memtouch" ./tests/guest/memtouch) ||
-	{ echo "run.sh: building tests/guest/memtouch failed" >&2; exit 2; }
+# converge: crhook's pre-copy stop rule on the rounds a scenario measured.
+for helper in memtouch converge; do
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$share/$helper" "./tests/guest/$helper") ||
+		{ echo "run.sh: building tests/guest/$helper failed" >&2; exit 2; }
+done
 # The policy modules the image was built with, for scenarios that reload
 # or remove them.
 cp -a "$disk/selinux" "$share/selinux" 2>/dev/null || true

@@ -4,10 +4,13 @@
 #
 # 1. runc-level rounds, the building blocks of `crhook migrate --mode
 #    precopy`: crhook-runtime checkpoint --pre-dump, then --pre-dump
-#    --parent-path ../previous, then the final dump on the last round,
-#    while memtouch keeps dirtying pages. Each round must write less than
-#    the first, the final dump least; restore, then memtouch checks every
-#    page against its generation table.
+#    --parent-path ../previous, while memtouch keeps dirtying pages.
+#    After each round crhook's stop rule (engine/migrate Policy, through
+#    the converge helper) gets the bytes every round wrote and how long it
+#    took; the scenario logs its decision and reason and follows it: another
+#    round on "continue", the final dump on anything else. Each round must
+#    write less than the first, the final dump least; restore, then
+#    memtouch checks every page against its generation table.
 # 2. podman's own flow through crhook: checkpoint --pre-checkpoint, then
 #    --with-previous, restore, every page checked.
 . ./lib.sh
@@ -15,7 +18,13 @@
 IMAGE=localhost/crhook-test/busybox
 RUNTIME=/usr/libexec/crhook/crhook-runtime
 MIB=${PRECOPY_MIB:-64}
-ROUNDS=${PRECOPY_ROUNDS:-3}
+# The stop rule's round cap: it must stop by then.
+ROUNDS=${PRECOPY_ROUNDS:-4}
+# Its downtime budget. Under TCG the first round (all of memtouch's
+# memory) takes over a second and a later one (what memtouch dirtied
+# meanwhile, ~8 MiB) a quarter of that: 500 ms makes round 1 "continue"
+# and lets a later round converge, so both verdicts are exercised.
+BUDGET=${PRECOPY_BUDGET:-500ms}
 
 step "setup"
 must "crhook installed" test -x "$RUNTIME"
@@ -29,6 +38,9 @@ check "kernel has CONFIG_MEM_SOFT_DIRTY (clear_refs accepts 4)" sh -c 'echo 4 >/
 
 # pages_kib DIR: KiB of page data CRIU wrote into an image directory.
 pages_kib() { du -ck "$1"/pages-*.img 2>/dev/null | awk 'END { print $1 + 0 }'; }
+
+# uptime_ms: the guest's clock, milliseconds.
+uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 
 # verified FILE N: the Nth "verify" line of memtouch's log says ok.
 nth_verify() { grep '^verify' "$1" | sed -n "${2}p"; }
@@ -61,34 +73,54 @@ kill -USR1 "$pid"
 check "pages verified before any dump" poll 30 sh -c "nth_verify() { grep '^verify' \"\$1\" | sed -n \"\${2}p\"; }; nth_verify $log 1 | grep -q 'verify ok'"
 
 parent=""
-prev_kib=""
 first_kib=""
+rounds=""    # BYTES:MS per round, for the stop rule
+decision=""
 i=1
 while [ $i -le "$ROUNDS" ]; do
 	set -- --pre-dump --image-path "$D/$i" --work-path "$D/$i"
 	[ -n "$parent" ] && set -- "$@" --parent-path "../$parent"
+	t1=$(uptime_ms)
 	if run "$RUNTIME" --root "$R" checkpoint "$@" mt; then
+		ms=$(($(uptime_ms) - t1))
 		kib=$(pages_kib "$D/$i")
-		pass "pre-dump round $i wrote $kib KiB"
+		pass "pre-dump round $i wrote $kib KiB in $ms ms"
 	else
 		fail "pre-dump round $i"
 		sed -n '/Error/p' "$D/$i/dump.log" 2>/dev/null | head -n 5 | indent
-		kib=""
+		break
 	fi
 	[ $i = 1 ] && first_kib=$kib
-	if [ $i -gt 1 ] && [ -n "$kib" ] && [ -n "$first_kib" ]; then
+	if [ $i -gt 1 ] && [ -n "$first_kib" ]; then
 		[ "$kib" -lt "$first_kib" ] && pass "round $i ($kib KiB) copies less than round 1 ($first_kib KiB)" ||
 			fail "round $i ($kib KiB) not smaller than round 1 ($first_kib KiB)"
 	fi
 	check "round $i: container still running" sh -c "'$RUNTIME' --root '$R' state mt | grep -q '\"running\"'"
-	parent=$i prev_kib=$kib
+	parent=$i
+	rounds="$rounds $((kib * 1024)):$ms"
+	# shellcheck disable=SC2086 # one argument per round
+	if decision=$(./converge -max-rounds "$ROUNDS" -max-downtime "$BUDGET" $rounds 2>&1); then
+		echo "      stop rule after round $i: $decision"
+	else
+		fail "stop rule after round $i: $decision"
+		break
+	fi
+	case $decision in
+	continue*) ;;
+	*) break ;;
+	esac
 	i=$((i + 1))
 done
+case $decision in
+converged* | not-converging* | round-cap*) pass "pre-copy stopped after round $parent: ${decision%% *}" ;;
+*) fail "pre-copy did not stop within $ROUNDS rounds (last decision: ${decision:-none})" ;;
+esac
+check "at least two pre-dump rounds before the stop" test "${parent:-0}" -ge 2
 check "first round holds all of memtouch's memory (>= $MIB MiB)" test "${first_kib:-0}" -ge $((MIB * 1024))
 
 if run "$RUNTIME" --root "$R" checkpoint --image-path "$D/final" --work-path "$D/final" --parent-path "../$parent" mt; then
 	final_kib=$(pages_kib "$D/final")
-	pass "final dump wrote $final_kib KiB after $ROUNDS pre-dump rounds"
+	pass "final dump wrote $final_kib KiB after $parent pre-dump rounds"
 	[ "$final_kib" -lt "$first_kib" ] && pass "final dump ($final_kib KiB) smaller than round 1 ($first_kib KiB)" ||
 		fail "final dump ($final_kib KiB) not smaller than round 1 ($first_kib KiB)"
 	check "final dump links to round $parent" test -L "$D/final/parent"
