@@ -189,16 +189,7 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(summary(r), "|"); got != strings.Join(tc.want, "|") {
-				t.Errorf("options:\n got %s\nwant %s", got, strings.Join(tc.want, "|"))
-			}
-			var dropped []string
-			for _, d := range r.Dropped {
-				dropped = append(dropped, d.Text())
-			}
-			if got := strings.Join(dropped, "|"); got != strings.Join(tc.wantDropped, "|") {
-				t.Errorf("dropped: got %q want %q", got, strings.Join(tc.wantDropped, "|"))
-			}
+			assertResolution(t, r, tc.want, tc.wantDropped)
 		})
 	}
 }
@@ -273,16 +264,7 @@ func TestContainerFileLayer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(summary(r), "|"); got != strings.Join(tc.want, "|") {
-				t.Errorf("options:\n got %s\nwant %s", got, strings.Join(tc.want, "|"))
-			}
-			var dropped []string
-			for _, d := range r.Dropped {
-				dropped = append(dropped, d.Text())
-			}
-			if got := strings.Join(dropped, "|"); got != strings.Join(tc.wantDropped, "|") {
-				t.Errorf("dropped: got %q want %q", got, strings.Join(tc.wantDropped, "|"))
-			}
+			assertResolution(t, r, tc.want, tc.wantDropped)
 			last := r.Layers[len(r.Layers)-1]
 			if last.Path != ctr || last.NamedBy != ContainerFileAnnotation || last.Present != tc.wantLayer {
 				t.Errorf("last layer = %+v, want %s named by %s, present %v", last, ctr, ContainerFileAnnotation, tc.wantLayer)
@@ -338,5 +320,21 @@ func TestResolveRuntimeFile(t *testing.T) {
 	}
 	if got, want := strings.Join(dropped, "|"), "images-dir /x|tcp-established"; got != want {
 		t.Errorf("dropped %q, want %q", got, want)
+	}
+}
+
+// assertResolution compares the options a resolution kept, as
+// "TEXT@ORIGIN", and the ones it dropped, as their text.
+func assertResolution(t *testing.T, r *Resolution, want, wantDropped []string) {
+	t.Helper()
+	if got := strings.Join(summary(r), "|"); got != strings.Join(want, "|") {
+		t.Errorf("options:\n got %s\nwant %s", got, strings.Join(want, "|"))
+	}
+	var dropped []string
+	for _, d := range r.Dropped {
+		dropped = append(dropped, d.Text())
+	}
+	if got := strings.Join(dropped, "|"); got != strings.Join(wantDropped, "|") {
+		t.Errorf("dropped: got %q want %q", got, strings.Join(wantDropped, "|"))
 	}
 }
