@@ -27,7 +27,7 @@ func checkpointStep(r *runner) int {
 	}
 	// A checkpoint that fails after CRIU froze the container must not
 	// leave it frozen; what it was before decides whether to resume it.
-	before, _ := r.status(id)
+	before, berr := r.status(id)
 	// runc's own stderr goes to the caller as always; a copy is kept
 	// because some failures (pre-dump on this kernel) leave CRIU's log
 	// empty. containerd's shim shows its user only the first line of the
@@ -51,7 +51,7 @@ func checkpointStep(r *runner) int {
 			_, _ = r.stderr.Write(out.Bytes())
 		}
 		fmt.Fprint(r.stderr, d.Text())
-		r.unfreeze(id, before)
+		r.unfreeze(id, before, berr)
 	} else if first {
 		_, _ = r.stderr.Write(out.Bytes())
 	}
@@ -129,9 +129,9 @@ func (r *runner) checkpointAnnotations(id string) (map[string]string, error) {
 // unfreeze resumes a container that a failed checkpoint left paused: CRIU
 // killed after it froze the cgroup leaves it FROZEN, and neither runc nor
 // podman thaws it (podman shows it up, exec fails, unpause refuses).
-func (r *runner) unfreeze(id, before string) {
-	if before != "running" {
-		return // paused by its owner, or unknown: not crhook's to resume
+func (r *runner) unfreeze(id, before string, beforeErr error) {
+	if before != "running" && beforeErr == nil {
+		return // paused by its owner: not crhook's to resume
 	}
 	resume := r.runtimeCmd("resume", id)
 	after, err := r.status(id)
@@ -141,6 +141,14 @@ func (r *runner) unfreeze(id, before string) {
 		return
 	}
 	if after != "paused" {
+		return
+	}
+	if beforeErr != nil {
+		// Paused now, but crhook could not learn whether it was before:
+		// resuming might undo its owner's pause, staying silent might
+		// leave it frozen. Say so, with the command.
+		fmt.Fprintf(r.stderr, "crhook: container %s is paused after the failed checkpoint, and its state before could not be read (%v); if it was running, the checkpoint froze it: run: %s\n",
+			id, beforeErr, shellJoin(resume))
 		return
 	}
 	if _, err := r.rt.Output(resume[1:]); err != nil {

@@ -195,7 +195,7 @@ func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
 		return fail(err)
 	}
 	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
-	before, _ := r.status(id)
+	before, berr := r.status(id)
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return fail(err)
@@ -215,7 +215,7 @@ func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		out, _ := os.ReadFile(filepath.Join(dir, PageServerOut))
 		r.explain(id, string(out))
-		r.unfreeze(id, before)
+		r.unfreeze(id, before, berr)
 		return fail(fmt.Errorf("runc checkpoint --lazy-pages gave no status byte (%w): %s", err, strings.TrimSpace(string(out))))
 	}
 	del := r.runtimeCmd("delete", id)

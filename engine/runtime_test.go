@@ -214,12 +214,17 @@ func TestFailedCheckpointResumes(t *testing.T) {
 		wantResume bool
 		want       string
 		wantStatus string
+		// stateFailsAt: the Nth `state` call fails (1 reads the
+		// annotations, 2 the status before the checkpoint).
+		stateFailsAt string
 	}{
 		{name: "frozen by the failure: resumed", before: "running", knobs: []string{"checkpoint-freezes"},
 			wantResume: true, want: "crhook resumed it (RT --root ROOT resume " + testID + ")", wantStatus: "running"},
 		{name: "resume fails: the exact command", before: "running", knobs: []string{"checkpoint-freezes", "resume-fails"},
 			wantResume: true, want: "RT --root ROOT resume " + testID + ": exit status 1: resume: cannot thaw; it stays frozen", wantStatus: "paused"},
 		{name: "paused before: left paused", before: "paused", knobs: []string{"checkpoint-freezes"}, wantStatus: "paused"},
+		{name: "state before unknown: paused now is reported with the command", before: "running", knobs: []string{"checkpoint-freezes"}, stateFailsAt: "2",
+			want: "its state before could not be read (RT --root ROOT state " + testID + ": exit status 1: state: interrupted); if it was running, the checkpoint froze it: run: RT --root ROOT resume " + testID, wantStatus: "paused"},
 		{name: "failed but not frozen: nothing to do", before: "running", knobs: []string{"checkpoint-fails"}, wantStatus: "running"},
 		{name: "succeeded: nothing to do", before: "running", wantStatus: "running"},
 	}
@@ -229,6 +234,9 @@ func TestFailedCheckpointResumes(t *testing.T) {
 			f.knob("status", tc.before+"\n")
 			for _, k := range tc.knobs {
 				f.knob(k, "")
+			}
+			if tc.stateFailsAt != "" {
+				f.knob("state-fails-at", tc.stateFailsAt)
 			}
 			f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated()})
 			_, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)

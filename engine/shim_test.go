@@ -178,7 +178,7 @@ func TestCheckpointStateUnknown(t *testing.T) {
 	f.stateAnnotations(map[string]string{CRIUConfigAnnotation: f.generated()})
 	r := &runner{inv: parseArgs([]string{"--root", f.runcRoot(), "checkpoint", testID}), rt: &binary{path: f.bin, host: f.host(&syncBuffer{})}, stderr: &syncBuffer{}}
 	f.knob("state-fails", "")
-	r.unfreeze(testID, "running")
+	r.unfreeze(testID, "running", nil)
 	if want := "if `" + f.bin + " --root " + f.runcRoot() + " state " + testID + "` says paused, run: " + f.bin + " --root " + f.runcRoot() + " resume " + testID; !strings.Contains(r.stderr.(*syncBuffer).String(), want) {
 		t.Errorf("stderr lacks %q: %s", want, r.stderr)
 	}
