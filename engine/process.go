@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // OCIRuntime is the wrapped runtime (runc, crun) as the shim's steps drive
@@ -33,7 +35,13 @@ type OCIRuntime interface {
 type binary struct {
 	path string
 	host *Host
+	// queryTimeout bounds Output (defaultQueryTimeout when zero): a hung
+	// `state` or `resume` must not hang the checkpoint that asked.
+	queryTimeout time.Duration
 }
+
+// defaultQueryTimeout is far above what `runc state` takes (~5 ms).
+const defaultQueryTimeout = time.Minute
 
 func (b *binary) Path() string { return b.path }
 
@@ -105,11 +113,21 @@ func exitStatus(path string, err error) (int, error) {
 }
 
 func (b *binary) Output(args []string) ([]byte, error) {
-	cmd := exec.Command(b.path, args...)
+	limit := b.queryTimeout
+	if limit == 0 {
+		limit = defaultQueryTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.path, args...)
+	cmd.WaitDelay = time.Second // a killed runtime's children may hold its pipes
 	cmd.Env = b.host.Environ()
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("no answer within %v, killed", limit)
+	}
 	if err != nil {
 		return out, fmt.Errorf("%s: %w: %s", shellJoin(append([]string{b.path}, args...)), err, strings.TrimSpace(errb.String()))
 	}

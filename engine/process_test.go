@@ -146,3 +146,19 @@ func TestChildInheritsFds(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputTimesOut: a runtime query that never answers is killed after
+// the query timeout and reported, so a checkpoint cannot hang on it.
+func TestOutputTimesOut(t *testing.T) {
+	f := newFake(t)
+	f.knob("wait-state", "")
+	b := &binary{path: f.bin, host: f.host(&syncBuffer{}), queryTimeout: 200 * time.Millisecond}
+	start := time.Now()
+	_, err := b.Output([]string{"state", testID})
+	if err == nil || !strings.Contains(err.Error(), "no answer within 200ms, killed") || !strings.Contains(err.Error(), " state "+testID) {
+		t.Fatalf("err = %v, want the command and its timeout", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Output took %v", took)
+	}
+}
