@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -39,22 +40,31 @@ const lazyFaultCost = 2.5
 // Choice is the mode auto picked, why, and the effective downtime it
 // predicted for every mode it considered.
 type Choice struct {
-	Mode      Mode                   `json:"mode"`
+	Mode Mode `json:"mode"`
+	// Best is the mode with the lowest estimate among every mode the
+	// facts allow, built here or not: Mode unless this crhook lacks it.
+	Best      Mode                   `json:"best"`
 	Reason    string                 `json:"reason"`
 	Estimates map[Mode]time.Duration `json:"estimates"`
 }
 
-// Decide picks the mode with the lowest predicted effective downtime
-// (until the container runs at full speed again on the destination):
+// modeOrder is the order Decide considers modes in, and breaks ties by:
+// after a streamed or pre-copied dump the destination needs nothing more
+// from the source, after a lazy one it does until the last page arrived.
+var modeOrder = []Mode{ModeStream, ModePrecopy, ModeLazy}
+
+// Decide picks, among the modes built (those this crhook can run), the
+// one with the lowest predicted effective downtime (until the container
+// runs at full speed again on the destination):
 //
 //	stream:  all memory / bandwidth
 //	precopy: working set / bandwidth (the final round), needs soft-dirty
 //	lazy:    working set x lazyFaultCost / bandwidth, needs lazy pages
 //
-// Ties go to stream, then precopy, then lazy: after a streamed or
-// pre-copied dump the destination needs nothing more from the source,
-// after a lazy one it does until the last page has arrived.
-func Decide(f Facts) (Choice, error) {
+// Ties go to stream, then precopy, then lazy (modeOrder). When the best
+// mode for these facts is not built, the best built one is chosen and the
+// reason says so; when no built mode can run here, Decide fails with why.
+func Decide(f Facts, built []Mode) (Choice, error) {
 	if f.Bandwidth <= 0 || f.MemoryBytes < 0 || f.WorkingSetBytes < 0 || f.MaxDowntime <= 0 {
 		return Choice{}, fmt.Errorf("%w: auto needs measured facts: bandwidth %.0f B/s, memory %d B, working set %d B, max downtime %v",
 			ErrMode, f.Bandwidth, f.MemoryBytes, f.WorkingSetBytes, f.MaxDowntime)
@@ -77,11 +87,22 @@ func Decide(f Facts) (Choice, error) {
 		}
 		skipped = append(skipped, "lazy: "+why)
 	}
-	c.Mode = ModeStream
-	for _, m := range []Mode{ModePrecopy, ModeLazy} {
-		if est, ok := c.Estimates[m]; ok && est < c.Estimates[c.Mode] {
+	isBuilt := func(m Mode) bool { return slices.Contains(built, m) }
+	for _, m := range modeOrder {
+		est, ok := c.Estimates[m]
+		if !ok {
+			continue
+		}
+		if c.Best == "" || est < c.Estimates[c.Best] {
+			c.Best = m
+		}
+		if isBuilt(m) && (c.Mode == "" || est < c.Estimates[c.Mode]) {
 			c.Mode = m
 		}
+	}
+	if c.Mode == "" {
+		return c, fmt.Errorf("%w: no mode this crhook runs (%s) can move this container here: %s",
+			ErrMode, modeList(built), strings.Join(skipped, "; "))
 	}
 
 	var b strings.Builder
@@ -94,17 +115,39 @@ func Decide(f Facts) (Choice, error) {
 	case ModeLazy:
 		fmt.Fprintf(&b, " (%s working set faulted in at %s/s, %.1fx the cost of streaming it)", bytesString(ws), bytesString(int64(f.Bandwidth)), lazyFaultCost)
 	}
-	for _, m := range []Mode{ModeStream, ModePrecopy, ModeLazy} {
-		if est, ok := c.Estimates[m]; ok && m != c.Mode {
+	if c.Best != c.Mode {
+		fmt.Fprintf(&b, "; %s would do better (about %v) but this crhook does not build it yet, so the best built mode runs",
+			c.Best, c.Estimates[c.Best].Round(time.Millisecond))
+	}
+	for _, m := range modeOrder {
+		if est, ok := c.Estimates[m]; ok && m != c.Mode && m != c.Best {
 			fmt.Fprintf(&b, "; %s about %v", m, est.Round(time.Millisecond))
+			if !isBuilt(m) {
+				b.WriteString(" (not built)")
+			}
 		}
 	}
 	for _, s := range skipped {
 		fmt.Fprintf(&b, "; %s", s)
 	}
 	if c.Estimates[c.Mode] > f.MaxDowntime {
-		fmt.Fprintf(&b, "; over the %v budget, but no mode does better", f.MaxDowntime)
+		if c.Estimates[c.Best] > f.MaxDowntime {
+			fmt.Fprintf(&b, "; over the %v budget, but no mode does better", f.MaxDowntime)
+		} else {
+			fmt.Fprintf(&b, "; over the %v budget", f.MaxDowntime)
+		}
 	}
 	c.Reason = b.String()
 	return c, nil
+}
+
+func modeList(ms []Mode) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = string(m)
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,19 +18,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crhook/crhook/config"
+	"github.com/crhook/crhook/engine/doctor"
 	"github.com/crhook/crhook/engine/migrate"
 	"github.com/crhook/crhook/engine/migrate/orchestrate"
 	"github.com/crhook/crhook/engine/migrate/pki"
 )
 
-// lazyPipeMaxSize is what a lazy dump needs without CAP_SYS_RESOURCE
-// (DESIGN.md, facts): CRIU grows its page pipes to 4 MiB.
-const lazyPipeMaxSize = 4 << 20
-
 type migrateFlags struct {
 	mode, format, sshConfig    string
 	dryRun, rm                 bool
 	connect, noProgress, total time.Duration
+	maxDowntime                time.Duration
 	port                       int
 }
 
@@ -40,9 +37,13 @@ func newMigrateCmd() *cobra.Command {
 	var f migrateFlags
 	c := &cobra.Command{
 		Use:   "migrate CONTAINER DESTINATION",
-		Short: "Move a running container to another host (lazy: post-copy)",
+		Short: "Move a running container to another host (auto, lazy: post-copy)",
 		Long: `Move a running podman container to DESTINATION (ssh://[user@]host[:port] or a
-podman system connection name), where it runs under the same name. The
+podman system connection name), where it runs under the same name. With
+--mode auto (the default) crhook first measures, while the container runs,
+its memory, its working set, the bandwidth to DESTINATION and what both
+hosts support, and picks the mode built here with the lowest predicted
+downtime; --dry-run shows the facts and the reason. In lazy mode the
 container is dumped without its memory; the destination runs it at once and
 faults every page in from the source's CRIU page server, over TLS with
 certificates made for this migration. crhook must be installed on both hosts
@@ -59,7 +60,8 @@ stopped (removed with --rm). See docs/migration.md.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.mode, "mode", "lazy", "how memory moves: lazy (stream, precopy and auto are not built yet)")
+	fl.StringVar(&f.mode, "mode", "auto", "how memory moves: lazy, or auto (chosen from facts measured first; stream and precopy are not built yet)")
+	fl.DurationVar(&f.maxDowntime, "max-downtime", defaultMaxDowntime, "the downtime budget auto weighs its choice against")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "say what would happen and the facts it was decided on; change nothing")
 	fl.BoolVar(&f.rm, "rm", false, "remove the source container once the migration committed")
 	fl.StringVar(&f.sshConfig, "ssh-config", "", "ssh client config file for the control channel (ssh -F)")
@@ -82,7 +84,9 @@ type dryRun struct {
 	PageServer  migrate.PageServer  `json:"page_server"`
 	Timeouts    migrate.Timeouts    `json:"timeouts"`
 	Facts       map[string]string   `json:"facts"`
-	Steps       []string            `json:"steps"`
+	// Measured is what --mode auto measured and decided on.
+	Measured *measured `json:"measured,omitempty"`
+	Steps    []string  `json:"steps"`
 }
 
 func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error {
@@ -93,11 +97,11 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err != nil {
 		return err
 	}
-	if mode != migrate.ModeLazy {
+	if mode != migrate.ModeLazy && mode != migrate.ModeAuto {
 		return fmt.Errorf("--mode %s is not built yet; use --mode lazy (docs/migration.md says what is missing)", mode)
 	}
-	if f.connect <= 0 || f.noProgress <= 0 || f.total <= 0 {
-		return errors.New("--connect-timeout, --no-progress-timeout and --timeout must be positive")
+	if f.connect <= 0 || f.noProgress <= 0 || f.total <= 0 || f.maxDowntime <= 0 {
+		return errors.New("--connect-timeout, --no-progress-timeout, --timeout and --max-downtime must be positive")
 	}
 	home, _ := os.UserHomeDir()
 	dest, err := migrate.ParseDestination(destArg, migrate.PodmanConnectionSearch(os.Getenv, os.Getuid(), home))
@@ -136,6 +140,10 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if f.dryRun {
 		return printDryRun(ctx, out, f, name, dest, src, dst, port, timeouts)
 	}
+	decision, auto, err := resolveMode(ctx, &mode, src, dst, name, f)
+	if err != nil {
+		return err
+	}
 	if err := lazyPrecondition(); err != nil {
 		return err
 	}
@@ -147,36 +155,20 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		_, _ = remote.Run(context.Background(), nil, "rm", "-rf", "--", tmp)
 	}()
 	_ = settings // the agent on each host reads its own state_dir
-	// Progress on a terminal only: phases as they start, then the bytes
-	// the CRIU processes moved and the rate, on one rewritten line.
-	var onPhase func(orchestrate.Phase)
-	var onPages func(int64)
-	if isTerminal(os.Stderr) {
-		start := time.Now()
-		var pagesStart time.Time
-		onPhase = func(p orchestrate.Phase) {
-			if p == orchestrate.PhasePages {
-				pagesStart = time.Now()
-			}
-			fmt.Fprintf(os.Stderr, "\ncrhook migrate: %-10s at %5.1fs", p, time.Since(start).Seconds())
-		}
-		onPages = func(moved int64) {
-			secs := time.Since(pagesStart).Seconds()
-			rate := 0.0
-			if secs > 0 {
-				rate = float64(moved) / secs / (1 << 20)
-			}
-			fmt.Fprintf(os.Stderr, "\rcrhook migrate: pages      %8.1f MiB of CRIU I/O, %6.1f MiB/s", float64(moved)/(1<<20), rate)
-		}
-		defer fmt.Fprintln(os.Stderr)
-	}
+	onPhase, onPages, stopProgress := terminalProgress(ctx, src, name, auto)
+	defer stopProgress()
 	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Port: port, MigrationID: migID,
 		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: onPhase, OnPages: onPages})
+	s.Mode, s.Decision = string(mode), decision
+	stopProgress()
 	if f.format == "json" {
-		if jerr := writeJSON(out, s); jerr != nil {
+		if jerr := writeJSON(out, migrateSummary{Summary: s, Measured: auto}); jerr != nil {
 			return errors.Join(err, jerr)
 		}
 	} else if err == nil {
+		if auto != nil {
+			fmt.Fprintf(out, "auto chose %s\n", decision)
+		}
 		fmt.Fprintf(out, "container %s moved to %s lazily: downtime under %d ms, %d bytes of image; source %s\n",
 			name, dest, s.DowntimeMS, s.ImageBytes, s.SourceState)
 	}
@@ -187,39 +179,20 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 }
 
 // lazyPrecondition refuses a lazy dump that would fail on its first
-// page request (DESIGN.md facts), with the fix.
+// page request (DESIGN.md facts), with the fix: doctor's migrate.lazy_pipe
+// rule, the one copy of it.
 func lazyPrecondition() error {
-	data, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
-	if err != nil {
-		return nil // not Linux's procfs: CRIU will say
+	res, ok := findResult(localMigrateChecks(context.Background()).Results, "migrate.lazy_pipe")
+	if !ok || (res.Status != doctor.Warn && res.Status != doctor.Fail) {
+		return nil // ok, or it could not tell: CRIU will say
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	if n >= lazyPipeMaxSize || hasCapSysResource() {
-		return nil
-	}
-	return fmt.Errorf("a lazy dump needs fs.pipe-max-size >= %d without CAP_SYS_RESOURCE (it is %d): CRIU would fail on the first page request; run: sysctl -w fs.pipe-max-size=%d",
-		lazyPipeMaxSize, n, lazyPipeMaxSize)
-}
-
-func hasCapSysResource() bool {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			c, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && c&(1<<24) != 0 // CAP_SYS_RESOURCE
-		}
-	}
-	return false
+	return fmt.Errorf("a lazy dump would fail on this host: %s; run: %s", strings.Join(res.Evidence, "; "), res.Fix)
 }
 
 func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, dest migrate.Destination,
 	src, dst *orchestrate.PodmanHost, port int, t migrate.Timeouts,
 ) error {
-	d := dryRun{Container: name, Destination: dest, Mode: "lazy", Decision: "lazy: asked for with --mode lazy",
-		Timeouts: t, Facts: map[string]string{}}
+	d := dryRun{Container: name, Destination: dest, Timeouts: t, Facts: map[string]string{}}
 	c, err := src.Inspect(ctx, name)
 	if err != nil {
 		return err
@@ -230,14 +203,24 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, 
 		return err
 	}
 	d.PageServer = migrate.PageServer{Address: addr, Port: port}
-	if data, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
-		d.Facts["fs.pipe-max-size"] = strings.TrimSpace(string(data))
+	if res, ok := findResult(localMigrateChecks(ctx).Results, "migrate.lazy_pipe"); ok {
+		d.Facts["migrate.lazy_pipe"] = string(res.Status) + ": " + strings.Join(res.Evidence, "; ")
 	}
-	d.Facts["cap_sys_resource"] = strconv.FormatBool(hasCapSysResource())
 	if err := lazyPrecondition(); err != nil {
 		d.Facts["lazy_dump"] = "would fail: " + err.Error()
 	} else {
 		d.Facts["lazy_dump"] = "possible"
+	}
+	mode, _ := migrate.ParseMode(f.mode)
+	decision, auto, err := resolveMode(ctx, &mode, src, dst, name, f)
+	if err != nil && auto == nil {
+		return err
+	}
+	d.Mode, d.Decision, d.Measured = string(mode), decision, auto
+	if err != nil {
+		// Measured, but no mode can run: show the facts, then fail.
+		d.Mode, d.Decision = "none", err.Error()
+		return errors.Join(writeDryRun(w, f.format, d), err)
 	}
 	d.Steps = []string{
 		"make a CA and page-server/client certificates for this migration; send the client's to the destination over ssh",
@@ -247,19 +230,7 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, 
 		"podman container restore --import FILE there: crhook-runtime starts criu lazy-pages and runc restore --lazy-pages",
 		"wait until every page moved, then leave the source stopped" + map[bool]string{true: " and remove it", false: ""}[f.rm],
 	}
-	if f.format == "json" {
-		return writeJSON(w, d)
-	}
-	fmt.Fprintf(w, "would migrate %s (%s, running: %v) to %s, mode %s (%s)\n", name, c.ID, c.Running, dest, d.Mode, d.Decision)
-	fmt.Fprintf(w, "page server: %s; timeouts: connect %s, no progress %s, total %s\n", d.PageServer,
-		time.Duration(t.Connect), time.Duration(t.NoProgress), time.Duration(t.Total))
-	for _, k := range []string{"fs.pipe-max-size", "cap_sys_resource", "lazy_dump"} {
-		fmt.Fprintf(w, "fact: %s = %s\n", k, d.Facts[k])
-	}
-	for i, s := range d.Steps {
-		fmt.Fprintf(w, "%d. %s\n", i+1, s)
-	}
-	return nil
+	return writeDryRun(w, f.format, d)
 }
 
 func newMigrationID() string {

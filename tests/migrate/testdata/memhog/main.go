@@ -7,7 +7,10 @@
 //	sweep   rewrite every page with the same pattern (a full working set)
 //
 // It prints "ready pages=N" once the memory is filled. The largest gap
-// between two heartbeats is the downtime the process itself saw.
+// between two heartbeats is the downtime the process itself saw. With
+// -sweep D it also rewrites every page every D (issue 13's "full sweep"
+// workload: its working set is all of its memory); without, it touches
+// only its heartbeat (the "small working set" workload).
 package main
 
 import (
@@ -65,10 +68,21 @@ func main() {
 	mib := flag.Int("mib", 64, "memory to fill, MiB")
 	seed := flag.Uint64("seed", 1, "pattern seed")
 	ctl := flag.String("ctl", "", "also take commands from DIR/cmd (\"SEQ COMMAND\"), answering in DIR/out (\"SEQ ANSWER\"): for containers whose stdin a test cannot reach; no file stays open, so the process dumps as it is")
+	sweepEvery := flag.Duration("sweep", 0, "rewrite every page with the same pattern every D (0: never)")
 	flag.Parse()
 	mem := make([]byte, *mib<<20)
 	fill(mem, *seed)
 	pages := len(mem) / pageSize
+	var mu sync.Mutex
+	if *sweepEvery > 0 {
+		go func() {
+			for range time.Tick(*sweepEvery) {
+				mu.Lock()
+				fill(mem, *seed)
+				mu.Unlock()
+			}
+		}()
+	}
 
 	var maxGap, last atomic.Int64
 	last.Store(time.Now().UnixNano())
@@ -96,7 +110,6 @@ func main() {
 		}
 		return fmt.Sprintf("unknown %q", cmd)
 	}
-	var mu sync.Mutex
 	if *ctl != "" {
 		go serveCtl(*ctl, func(cmd string) string { mu.Lock(); defer mu.Unlock(); return answer(cmd) })
 		_ = os.WriteFile(filepath.Join(*ctl, "ready"), []byte(fmt.Sprintf("ready pages=%d\n", pages)), 0o644)
