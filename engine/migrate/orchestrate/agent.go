@@ -85,8 +85,8 @@ func AgentProgress(stateDir, role, migID string) (Progress, error) {
 		return p, err
 	}
 	if pgid, ok := readPGID(dir); ok {
-		p.Moved = groupIO(pgid)
-		if !p.Done && !groupAlive(pgid) {
+		p.Moved = engine.GroupIO(pgid)
+		if !p.Done && !engine.GroupWorks(pgid) {
 			// Killed with its supervisor: no status was written.
 			p.Done, p.Code = true, 137
 		}
@@ -141,7 +141,7 @@ func AgentCleanup(stateDir, id, migID string) error {
 	if err != nil {
 		return err
 	}
-	if pgid, ok := readPGID(dir); ok && !groupHasCRIU(pgid) {
+	if pgid, ok := readPGID(dir); ok && !engine.GroupWorks(pgid) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 	var errs []error
@@ -163,62 +163,4 @@ func readPGID(dir string) (int, bool) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	return n, err == nil && n > 1
-}
-
-// groupMembers lists the processes of group pgid with their names.
-func groupMembers(pgid int) map[int]string {
-	m := map[int]string{}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		j := strings.IndexByte(s, '(')
-		if i < 0 || j < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		// state ppid pgrp
-		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		m[pid] = s[j+1 : i]
-	}
-	return m
-}
-
-func groupAlive(pgid int) bool { return groupHasCRIU(pgid) }
-
-// groupHasCRIU: the group runs more than its supervisor's timer.
-func groupHasCRIU(pgid int) bool {
-	for _, name := range groupMembers(pgid) {
-		if name != "sleep" && name != "sh" {
-			return true
-		}
-	}
-	return false
-}
-
-// groupIO is the bytes read and written by the group's processes: it
-// grows while pages move.
-func groupIO(pgid int) int64 {
-	var n int64
-	for pid := range groupMembers(pgid) {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			k, v, ok := strings.Cut(line, ": ")
-			if ok && (k == "rchar" || k == "wchar") {
-				x, _ := strconv.ParseInt(v, 10, 64)
-				n += x
-			}
-		}
-	}
-	return n
 }
