@@ -50,6 +50,11 @@ func GroupWorks(pgid int) bool {
 	return false
 }
 
+// GroupGone reports whether no process of group pgid is left, not even
+// its supervisor: once the CRIU process ended, the supervisor still
+// writes its exit status before it leaves.
+func GroupGone(pgid int) bool { return len(groupMembers(pgid)) == 0 }
+
 // GroupIO is the bytes read and written by group pgid's processes: it
 // grows while pages move.
 func GroupIO(pgid int) int64 {
