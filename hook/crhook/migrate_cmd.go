@@ -40,13 +40,16 @@ func newMigrateCmd() *cobra.Command {
 	var f migrateFlags
 	c := &cobra.Command{
 		Use:   "migrate CONTAINER DESTINATION",
-		Short: "Move a running container to another host (lazy: post-copy)",
+		Short: "Move a running container to another host (lazy: post-copy; stream)",
 		Long: `Move a running podman container to DESTINATION (ssh://[user@]host[:port] or a
 podman system connection name), where it runs under the same name. The
 container is dumped without its memory; the destination runs it at once and
 faults every page in from the source's CRIU page server, over TLS with
-certificates made for this migration. crhook must be installed on both hosts
-and be podman's runtime there; ssh carries the control channel.
+certificates made for this migration. With --mode stream the container is
+paused and dumped straight into a CRIU page server on the destination (TLS
+too); the destination restores once every page arrived. crhook must be
+installed on both hosts and be podman's runtime there; ssh carries the
+control channel.
 
 Until the destination runs, any failure restores the container on the source
 and removes the destination's copy. After that, a broken page stream kills
@@ -59,14 +62,14 @@ stopped (removed with --rm). See docs/migration.md.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.mode, "mode", "lazy", "how memory moves: lazy (stream, precopy and auto are not built yet)")
+	fl.StringVar(&f.mode, "mode", "lazy", "how memory moves: lazy (post-copy) or stream (the dump goes into a page server on the destination); precopy and auto are not built yet")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "say what would happen and the facts it was decided on; change nothing")
 	fl.BoolVar(&f.rm, "rm", false, "remove the source container once the migration committed")
 	fl.StringVar(&f.sshConfig, "ssh-config", "", "ssh client config file for the control channel (ssh -F)")
 	fl.DurationVar(&f.connect, "connect-timeout", 30*time.Second, "how long ssh and the destination's lazy-pages daemon may take to connect")
 	fl.DurationVar(&f.noProgress, "no-progress-timeout", 60*time.Second, "how long the page stream may stall before the migration fails")
 	fl.DurationVar(&f.total, "timeout", 30*time.Minute, "the whole migration; the page server is killed after it")
-	fl.IntVar(&f.port, "port", 0, "the page server's TCP port on this host (0: an ephemeral one)")
+	fl.IntVar(&f.port, "port", 0, "the page server's TCP port: on this host for lazy, on the destination for stream (0: an ephemeral one)")
 	addFormatFlag(c, &f.format, "docs/migration.md")
 	return c
 }
@@ -93,8 +96,8 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err != nil {
 		return err
 	}
-	if mode != migrate.ModeLazy {
-		return fmt.Errorf("--mode %s is not built yet; use --mode lazy (docs/migration.md says what is missing)", mode)
+	if mode != migrate.ModeLazy && mode != migrate.ModeStream {
+		return fmt.Errorf("--mode %s is not built yet; use --mode lazy or stream (docs/migration.md says what is missing)", mode)
 	}
 	if f.connect <= 0 || f.noProgress <= 0 || f.total <= 0 {
 		return errors.New("--connect-timeout, --no-progress-timeout and --timeout must be positive")
@@ -121,11 +124,17 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	}
 	migID := newMigrationID()
 	tmp := filepath.Join("/var/tmp", "crhook-migrate-"+migID)
-	src := &orchestrate.PodmanHost{R: orchestrate.Local{}, Crhook: self, TmpDir: tmp, Role: pki.RoleServer}
+	// Which end runs the page server: the source (lazy) or the
+	// destination (stream).
+	srcRole, dstRole := pki.RoleServer, pki.RoleClient
+	if mode == migrate.ModeStream {
+		srcRole, dstRole = pki.RoleClient, pki.RoleServer
+	}
+	src := &orchestrate.PodmanHost{R: orchestrate.Local{}, Crhook: self, TmpDir: tmp, Role: srcRole}
 	remote := orchestrate.SSH{Dest: dest, Options: sshOpts, ConnectTimeout: f.connect}
-	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: tmp, Role: pki.RoleClient}
+	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: tmp, Role: dstRole}
 	port := f.port
-	if port == 0 {
+	if port == 0 && mode == migrate.ModeLazy { // stream: the destination picks one
 		if port, err = ephemeralPort(); err != nil {
 			return err
 		}
@@ -134,10 +143,12 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	out := cmd.OutOrStdout()
 
 	if f.dryRun {
-		return printDryRun(ctx, out, f, name, dest, src, dst, port, timeouts)
+		return printDryRun(ctx, out, f, mode, name, dest, src, dst, port, timeouts)
 	}
-	if err := lazyPrecondition(); err != nil {
-		return err
+	if mode == migrate.ModeLazy {
+		if err := lazyPrecondition(); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("create %q: %w", tmp, err)
@@ -170,15 +181,15 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		}
 		defer fmt.Fprintln(os.Stderr)
 	}
-	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Port: port, MigrationID: migID,
+	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Mode: mode, Port: port, MigrationID: migID,
 		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: onPhase, OnPages: onPages})
 	if f.format == "json" {
 		if jerr := writeJSON(out, s); jerr != nil {
 			return errors.Join(err, jerr)
 		}
 	} else if err == nil {
-		fmt.Fprintf(out, "container %s moved to %s lazily: downtime under %d ms, %d bytes of image; source %s\n",
-			name, dest, s.DowntimeMS, s.ImageBytes, s.SourceState)
+		fmt.Fprintf(out, "container %s moved to %s (%s): downtime under %d ms, %d bytes of image, %d of pages streamed; source %s\n",
+			name, dest, mode, s.DowntimeMS, s.ImageBytes, s.PageBytes, s.SourceState)
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nsource: %s\ndestination: %s", err, s.SourceState, s.DestinationState)
@@ -215,21 +226,24 @@ func hasCapSysResource() bool {
 	return false
 }
 
-func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, dest migrate.Destination,
+func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, mode migrate.Mode, name string, dest migrate.Destination,
 	src, dst *orchestrate.PodmanHost, port int, t migrate.Timeouts,
 ) error {
-	d := dryRun{Container: name, Destination: dest, Mode: "lazy", Decision: "lazy: asked for with --mode lazy",
+	d := dryRun{Container: name, Destination: dest, Mode: string(mode), Decision: fmt.Sprintf("%s: asked for with --mode %s", mode, mode),
 		Timeouts: t, Facts: map[string]string{}}
 	c, err := src.Inspect(ctx, name)
 	if err != nil {
 		return err
 	}
 	d.ID, d.Running = c.ID, c.Running
-	addr, err := dst.PageServerAddress(ctx)
+	addrs, err := dst.Addresses(ctx)
 	if err != nil {
 		return err
 	}
-	d.PageServer = migrate.PageServer{Address: addr, Port: port}
+	d.PageServer = migrate.PageServer{Address: addrs.Source, Port: port}
+	if mode == migrate.ModeStream {
+		d.PageServer.Address = addrs.Destination
+	}
 	if data, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
 		d.Facts["fs.pipe-max-size"] = strings.TrimSpace(string(data))
 	}
@@ -239,19 +253,16 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, 
 	} else {
 		d.Facts["lazy_dump"] = "possible"
 	}
-	d.Steps = []string{
-		"make a CA and page-server/client certificates for this migration; send the client's to the destination over ssh",
-		fmt.Sprintf("write the migration plan for %s on both hosts", c.ID),
-		fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime dumps lazily and leaves a page server on %s", name, d.PageServer),
-		"copy FILE (no pages in it) to " + dest.String(),
-		"podman container restore --import FILE there: crhook-runtime starts criu lazy-pages and runc restore --lazy-pages",
-		"wait until every page moved, then leave the source stopped" + map[bool]string{true: " and remove it", false: ""}[f.rm],
-	}
+	d.Steps = dryRunSteps(mode, name, dest, c.ID, d.PageServer, f.rm)
 	if f.format == "json" {
 		return writeJSON(w, d)
 	}
 	fmt.Fprintf(w, "would migrate %s (%s, running: %v) to %s, mode %s (%s)\n", name, c.ID, c.Running, dest, d.Mode, d.Decision)
-	fmt.Fprintf(w, "page server: %s; timeouts: connect %s, no progress %s, total %s\n", d.PageServer,
+	ps := d.PageServer.String()
+	if d.PageServer.Port == 0 {
+		ps = d.PageServer.Address + ":(ephemeral)"
+	}
+	fmt.Fprintf(w, "page server: %s; timeouts: connect %s, no progress %s, total %s\n", ps,
 		time.Duration(t.Connect), time.Duration(t.NoProgress), time.Duration(t.Total))
 	for _, k := range []string{"fs.pipe-max-size", "cap_sys_resource", "lazy_dump"} {
 		fmt.Fprintf(w, "fact: %s = %s\n", k, d.Facts[k])
@@ -260,6 +271,34 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, 
 		fmt.Fprintf(w, "%d. %s\n", i+1, s)
 	}
 	return nil
+}
+
+// dryRunSteps are the steps --dry-run lists for mode.
+func dryRunSteps(mode migrate.Mode, name string, dest migrate.Destination, id string, ps migrate.PageServer, rm bool) []string {
+	removed := map[bool]string{true: " and remove it", false: ""}[rm]
+	if mode == migrate.ModeStream {
+		port := "an ephemeral port"
+		if ps.Port != 0 {
+			port = "port " + strconv.Itoa(ps.Port)
+		}
+		return []string{
+			"make a CA and page-server/client certificates for this migration; send the page server's to the destination over ssh",
+			fmt.Sprintf("start criu page-server (TLS) on %s, %s, and write the migration plan for %s on both hosts", ps.Address, port, id),
+			fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime pauses it and runs runc checkpoint --leave-running --page-server: the pages go to the destination, the dumped tasks stay frozen here", name),
+			"wait until the destination's page server exited 0 (every page arrived)",
+			"copy FILE (no pages in it) to " + dest.String(),
+			"podman container restore --import FILE there: crhook-runtime adds the received pages to the image directory and restores",
+			"delete the frozen tasks here, leave the source stopped" + removed,
+		}
+	}
+	return []string{
+		"make a CA and page-server/client certificates for this migration; send the client's to the destination over ssh",
+		fmt.Sprintf("write the migration plan for %s on both hosts", id),
+		fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime dumps lazily and leaves a page server on %s", name, ps),
+		"copy FILE (no pages in it) to " + dest.String(),
+		"podman container restore --import FILE there: crhook-runtime starts criu lazy-pages and runc restore --lazy-pages",
+		"wait until every page moved, then leave the source stopped" + removed,
+	}
 }
 
 func newMigrationID() string {
@@ -301,6 +340,16 @@ func newMigrateAgentCmd() *cobra.Command {
 			return err
 		}
 		return orchestrate.AgentPrepare(d, a[0], cmd.InOrStdin())
+	}}, &cobra.Command{Use: "serve ID", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+		d, err := stateDir()
+		if err != nil {
+			return err
+		}
+		port, err := orchestrate.AgentServe(d, a[0], cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		return writeJSON(cmd.OutOrStdout(), map[string]int{"port": port})
 	}}, &cobra.Command{Use: "progress ROLE MIGRATION", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
 		d, err := stateDir()
 		if err != nil {
