@@ -158,7 +158,6 @@ type Summary struct {
 // host holds.
 var ErrMigration = errors.New("migration failed")
 
-
 // run is one migration under way: what Run's phases share.
 type run struct {
 	ctx      context.Context

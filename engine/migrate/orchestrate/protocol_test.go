@@ -106,8 +106,8 @@ func TestRunStream(t *testing.T) {
 		dstState         string
 	}{
 		{name: "success", dstProg: []Progress{serving, received},
-			want:  []string{"dst.Addresses", "dst.ServePages", "src.Prepare", "src.Checkpoint", "dst.Progress", "dst.Send", "dst.Restore", "src.Abort", "dst.Cleanup"},
-			never: []string{"src.Rollback", "dst.Remove", "src.Remove", "src.Progress", "dst.Prepare", "dst.Abort"},
+			want:     []string{"dst.Addresses", "dst.ServePages", "src.Prepare", "src.Checkpoint", "dst.Progress", "dst.Send", "dst.Restore", "src.Abort", "dst.Cleanup"},
+			never:    []string{"src.Rollback", "dst.Remove", "src.Remove", "src.Progress", "dst.Prepare", "dst.Abort"},
 			srcState: "stopped", dstState: "running, every page moved"},
 		{name: "success --rm", rm: true, dstProg: []Progress{received},
 			want: []string{"dst.Restore", "src.Abort", "src.Remove"}, never: []string{"src.Rollback"}, srcState: "removed"},
