@@ -340,6 +340,12 @@ func newMigrateAgentCmd() *cobra.Command {
 			return err
 		}
 		return orchestrate.AgentPrepare(d, a[0], cmd.InOrStdin())
+	}}, &cobra.Command{Use: "fail ID REASON", Args: cobra.ExactArgs(2), RunE: func(_ *cobra.Command, a []string) error {
+		d, err := stateDir()
+		if err != nil {
+			return err
+		}
+		return orchestrate.AgentFail(d, a[0], a[1])
 	}}, &cobra.Command{Use: "serve ID", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
 		d, err := stateDir()
 		if err != nil {

@@ -33,6 +33,20 @@ func AgentPrepare(stateDir, id string, r io.Reader) error {
 	return install(stateDir, id, req, role)
 }
 
+// AgentFail marks container id's plan failed, for the reason given: its
+// next restore rolls the migration back (engine rollbackRestore).
+func AgentFail(stateDir, id, reason string) error {
+	p, err := engine.ReadPlan(stateDir, id)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return fmt.Errorf("container %s has no migration plan on this host: nothing to roll back", id)
+	}
+	p.Status, p.Error = migrate.StatusFailed, reason
+	return engine.WritePlan(stateDir, id, p)
+}
+
 // AgentServe is AgentPrepare for a stream's destination, which then
 // starts the page server the source's dump goes into (on an ephemeral
 // port of the plan's address when the plan's port is 0) and returns its

@@ -171,16 +171,14 @@ func (h *PodmanHost) Checkpoint(ctx context.Context, name string) (string, int64
 
 // Rollback restores the container here through podman, from its dumped
 // tasks, which crhook-runtime kept frozen (see engine keepForMigration).
-func (h *PodmanHost) Rollback(ctx context.Context, c Container, p *migrate.Plan, m *pki.TLSMaterial) error {
+func (h *PodmanHost) Rollback(ctx context.Context, c Container, p *migrate.Plan, _ *pki.TLSMaterial) error {
 	// Status failed tells crhook-runtime's restore to roll back: dump
 	// the kept, frozen tasks anew and restore from that.
-	back := *p
-	back.Status, back.Error = migrate.StatusFailed, "rolled back on the source"
-	if err := h.Prepare(ctx, c.ID, &back, pki.RoleClient, m); err != nil {
-		return err
+	if _, err := h.R.Run(ctx, nil, h.Crhook, "migrate-agent", "fail", c.ID, "rolled back on the source"); err != nil {
+		return fmt.Errorf("mark migration %s failed on %s: %w", p.MigrationID, h.R.Where(), err)
 	}
 	if _, err := h.R.Run(ctx, nil, "podman", "container", "restore", "--keep", c.Name); err != nil {
-		return fmt.Errorf("restore %q on %s from its own page server: %w", c.Name, h.R.Where(), err)
+		return fmt.Errorf("restore %q on %s from its kept tasks: %w", c.Name, h.R.Where(), err)
 	}
 	return nil
 }
