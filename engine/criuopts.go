@@ -29,6 +29,11 @@ type CriuOpts struct {
 	// server after the dump) or restore --lazy-pages (fault it in from a
 	// `criu lazy-pages` daemon).
 	LazyPages bool
+	// LeaveRunning: checkpoint --leave-running. A streamed dump uses it
+	// on a container the shim paused first: CRIU puts back the freezer
+	// state it found, so the dumped tasks stay frozen, the copy a
+	// rollback restores (measured on cgroup v1, runc 1.1.5, CRIU 4.2.1).
+	LeaveRunning bool
 	// PageServer: checkpoint --page-server ADDR:PORT.
 	PageServer *migrate.PageServer
 	// StatusFd: checkpoint --status-fd; runc writes one byte to it when
@@ -61,6 +66,8 @@ func KindOf(runtimePath string) RuntimeKind {
 
 // ownedFlags are the flags CriuOpts sets; a command line that already has
 // one was not written by podman, and is refused rather than doubled.
+// --leave-running is not among them: podman may pass --leave-running=false,
+// and a step that adds it refuses a caller's --leave-running itself.
 var ownedFlags = []string{"--pre-dump", "--parent-path", "--lazy-pages", "--page-server", "--status-fd"}
 
 // validate checks o for subcommand cmd ("checkpoint" or "restore") of a
@@ -84,11 +91,14 @@ func (o CriuOpts) validate(k RuntimeKind, cmd string) error {
 		if o.LazyPages && o.StatusFd == 0 {
 			errs = append(errs, "--lazy-pages needs --status-fd: without it nothing says when the page server is ready")
 		}
+		if o.LeaveRunning && o.LazyPages {
+			errs = append(errs, "--leave-running and --lazy-pages exclude each other: the lazy page server ends the tasks once every page is served")
+		}
 		if o.ParentPath != "" && (filepath.IsAbs(o.ParentPath) || strings.Contains(o.ParentPath, "\x00")) {
 			errs = append(errs, fmt.Sprintf("--parent-path %q must be relative to the image path", o.ParentPath))
 		}
 	case "restore":
-		if o.PreDump || o.ParentPath != "" || o.PageServer != nil || o.StatusFd != 0 {
+		if o.PreDump || o.ParentPath != "" || o.PageServer != nil || o.StatusFd != 0 || o.LeaveRunning {
 			errs = append(errs, "restore takes only --lazy-pages of these options")
 		}
 	default:
@@ -157,6 +167,9 @@ func (o CriuOpts) Flags(k RuntimeKind, cmd string) ([]string, error) {
 	if o.LazyPages {
 		f = append(f, "--lazy-pages")
 	}
+	if o.LeaveRunning {
+		f = append(f, "--leave-running")
+	}
 	if o.PageServer != nil {
 		f = append(f, "--page-server", o.PageServer.String())
 	}
@@ -222,6 +235,27 @@ func LazyPagesDaemonArgs(ps migrate.PageServer, tls migrate.TLSPaths, imagesDir,
 		"-D", imagesDir, "-o", logFile}, nil
 }
 
+// PageServerArgs is the `criu` command line of the destination's page
+// server for a streamed dump: it listens on ps (CRIU honours --address
+// for a page server, unlike a lazy dump's), accepts only a client with
+// this migration's certificate, writes the pages into imagesDir and
+// writes one byte to fd 3 once it listens.
+func PageServerArgs(ps migrate.PageServer, tls migrate.TLSPaths, imagesDir, logFile string) ([]string, error) {
+	errs := append(pageServerErrs(ps), tlsErrs(tls)...)
+	if !filepath.IsAbs(imagesDir) {
+		errs = append(errs, fmt.Sprintf("images dir %q is not absolute", imagesDir))
+	}
+	if !filepath.IsAbs(logFile) {
+		errs = append(errs, fmt.Sprintf("log file %q is not absolute", logFile))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: criu page-server: %s", ErrCriuOpts, strings.Join(errs, "; "))
+	}
+	return []string{"page-server", "--images-dir", imagesDir, "--address", ps.Address, "--port", strconv.Itoa(ps.Port),
+		"--tls", "--tls-cacert", tls.CACert, "--tls-cert", tls.Cert, "--tls-key", tls.Key,
+		"--status-fd", "3", "-o", logFile, "-v4"}, nil
+}
+
 // CriuOptsFromPlan is what the shim adds at cmd ("checkpoint" on the
 // source, "restore" on the destination) for plan; statusFd is the pipe
 // the shim reads runc's status byte from (checkpoint of a lazy plan).
@@ -236,7 +270,11 @@ func CriuOptsFromPlan(p *migrate.Plan, cmd string, statusFd int) (CriuOpts, erro
 		return CriuOpts{LazyPages: true, PageServer: &ps, StatusFd: statusFd, TLS: &tls}, nil
 	case p.Mode == migrate.ModeLazy && cmd == "restore":
 		return CriuOpts{LazyPages: true, TLS: &tls}, nil
-	case cmd == "checkpoint": // stream, and precopy's final dump
+	case p.Mode == migrate.ModeStream && cmd == "checkpoint":
+		// Of a container the shim paused: the dumped tasks stay frozen.
+		ps := p.PageServer
+		return CriuOpts{LeaveRunning: true, PageServer: &ps, TLS: &tls}, nil
+	case cmd == "checkpoint": // precopy's final dump
 		ps := p.PageServer
 		o := CriuOpts{PageServer: &ps, TLS: &tls}
 		if p.ParentPath != "" {

@@ -27,6 +27,8 @@ func TestCriuOptsFlags(t *testing.T) {
 		{"lazy dump", CriuOpts{LazyPages: true, PageServer: ps, StatusFd: 3, TLS: testTLS}, Runc, "checkpoint",
 			[]string{"--lazy-pages", "--page-server", "10.250.13.2:27277", "--status-fd", "3"}, ""},
 		{"streamed dump", CriuOpts{PageServer: ps, TLS: testTLS}, Runc, "checkpoint", []string{"--page-server", "10.250.13.2:27277"}, ""},
+		{"streamed dump of a paused container", CriuOpts{LeaveRunning: true, PageServer: ps, TLS: testTLS}, Runc, "checkpoint",
+			[]string{"--leave-running", "--page-server", "10.250.13.2:27277"}, ""},
 		{"pre-dump round", CriuOpts{PreDump: true, ParentPath: "../round-1", PageServer: ps, TLS: testTLS}, Runc, "checkpoint",
 			[]string{"--pre-dump", "--parent-path", "../round-1", "--page-server", "10.250.13.2:27277"}, ""},
 		{"ipv6 page server", CriuOpts{PageServer: &migrate.PageServer{Address: "fd00::2", Port: 1}, TLS: testTLS}, Runc, "checkpoint",
@@ -42,6 +44,8 @@ func TestCriuOptsFlags(t *testing.T) {
 		{"status fd without lazy", CriuOpts{StatusFd: 5}, Runc, "checkpoint", nil, "only reports a lazy page server"},
 		{"lazy pre-dump", CriuOpts{LazyPages: true, PreDump: true, PageServer: ps, StatusFd: 3, TLS: testTLS}, Runc, "checkpoint", nil, "exclude each other"},
 		{"absolute parent", CriuOpts{PreDump: true, ParentPath: "/var/lib/x"}, Runc, "checkpoint", nil, "relative to the image path"},
+		{"lazy leave running", CriuOpts{LazyPages: true, LeaveRunning: true, PageServer: ps, StatusFd: 3, TLS: testTLS}, Runc, "checkpoint", nil, "exclude each other"},
+		{"leave running at restore", CriuOpts{LeaveRunning: true}, Runc, "restore", nil, "restore takes only --lazy-pages"},
 		{"page server at restore", CriuOpts{PageServer: ps, TLS: testTLS}, Runc, "restore", nil, "restore takes only --lazy-pages"},
 		{"option as address", CriuOpts{PageServer: &migrate.PageServer{Address: "--lib=/x", Port: 1}, TLS: testTLS}, Runc, "checkpoint", nil, "not a host name"},
 		{"port 0", CriuOpts{PageServer: &migrate.PageServer{Address: "h", Port: 0}, TLS: testTLS}, Runc, "checkpoint", nil, "not in 1..65535"},
@@ -170,7 +174,7 @@ func TestCriuOptsFromPlan(t *testing.T) {
 	}{
 		{"lazy source", plan(migrate.ModeLazy, ""), "checkpoint", CriuOpts{LazyPages: true, PageServer: ps, StatusFd: 7, TLS: testTLS}},
 		{"lazy destination", plan(migrate.ModeLazy, ""), "restore", CriuOpts{LazyPages: true, TLS: testTLS}},
-		{"stream source", plan(migrate.ModeStream, ""), "checkpoint", CriuOpts{PageServer: ps, TLS: testTLS}},
+		{"stream source", plan(migrate.ModeStream, ""), "checkpoint", CriuOpts{LeaveRunning: true, PageServer: ps, TLS: testTLS}},
 		{"stream destination", plan(migrate.ModeStream, ""), "restore", CriuOpts{}},
 		{"precopy final dump", plan(migrate.ModePrecopy, "../round-2"), "checkpoint", CriuOpts{PageServer: ps, ParentPath: "../round-2", TLS: testTLS}},
 	} {

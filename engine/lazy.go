@@ -57,32 +57,48 @@ func (r *runner) migration(id string) (code int, ok bool) {
 	if err == nil && p == nil {
 		return 0, false
 	}
-	if err == nil && p.Mode != migrate.ModeLazy {
-		err = fmt.Errorf("migration mode %s is not built into crhook-runtime yet; only lazy is", p.Mode)
-	}
-	if err == nil && KindOf(r.rt.Path()) != Runc {
-		err = fmt.Errorf("%s has no lazy pages: set runtime.path to runc for `crhook migrate --mode lazy`", r.rt.Path())
+	if err == nil {
+		err = migrationRuntime(p.Mode, r.rt.Path())
 	}
 	if err != nil {
 		fmt.Fprintf(r.stderr, "crhook: %s of container %s refused: %v\n", r.inv.cmd, id, err)
 		return 1, true
 	}
 	switch {
+	case p.Status == migrate.StatusFailed && r.inv.cmd == "restore":
+		return r.rollbackRestore(id, p), true
+	case p.Mode == migrate.ModeStream && r.inv.cmd == "checkpoint":
+		return r.streamCheckpoint(id, p), true
+	case p.Mode == migrate.ModeStream:
+		return r.streamRestore(id, p), true
 	case r.inv.cmd == "checkpoint":
 		return r.lazyCheckpoint(id, p), true
-	case p.Status == migrate.StatusFailed:
-		return r.rollbackRestore(id, p), true
 	}
 	return r.lazyRestore(id, p), true
 }
 
+// migrationRuntime refuses a plan the shim cannot carry out with the
+// wrapped runtime.
+func migrationRuntime(mode migrate.Mode, runtimePath string) error {
+	switch {
+	case mode != migrate.ModeLazy && mode != migrate.ModeStream:
+		return fmt.Errorf("migration mode %s is not built into crhook-runtime yet; only lazy and stream are", mode)
+	case mode == migrate.ModeLazy && KindOf(runtimePath) != Runc:
+		return fmt.Errorf("%s has no lazy pages: set runtime.path to runc for `crhook migrate --mode lazy`", runtimePath)
+	case mode == migrate.ModeStream && KindOf(runtimePath) != Runc:
+		return fmt.Errorf("%s has no --page-server: set runtime.path to runc for `crhook migrate --mode stream`", runtimePath)
+	}
+	return nil
+}
+
 // keepForMigration is asked at `delete`: podman deletes the container
-// right after its checkpoint, but while the page server serves, the
-// dumped tasks (frozen) are the only copy of the container that a
-// failure before the destination runs can bring back: CRIU's page
-// server holds the pages only in pipes, gone when it dies. They stay
-// until the migration ends; runc destroys them itself once every page
-// has moved, and a rollback dumps them anew. Anything unreadable, or a
+// right after its checkpoint, but the dumped tasks (frozen) are the only
+// copy of the container that a failure before the destination runs can
+// bring back: a lazy page server holds the pages only in pipes, gone
+// when it dies, and a streamed dump left them on the destination. They
+// stay until the migration ends; runc destroys them itself once a lazy
+// page server served every page, the orchestrator deletes them when a
+// stream commits (DeleteArgv), and a rollback dumps them anew. Anything unreadable, or a
 // plan older than the migration's total timeout, lets the delete go on:
 // crhook never blocks stopping a container for good.
 func (r *runner) keepForMigration(id string) bool {
@@ -96,8 +112,8 @@ func (r *runner) keepForMigration(id string) bool {
 	if fi, err := os.Stat(path); err != nil || time.Since(fi.ModTime()) > time.Duration(p.Timeouts.Total) {
 		return false
 	}
-	fmt.Fprintf(r.stderr, "crhook: container %s is dumped for migration %s and its page server serves; its frozen tasks stay until the migration commits or rolls back\n",
-		ShortID(id), p.MigrationID)
+	fmt.Fprintf(r.stderr, "crhook: container %s is dumped for migration %s (mode %s); its frozen tasks stay until the migration commits or rolls back\n",
+		ShortID(id), p.MigrationID, p.Mode)
 	return true
 }
 
@@ -181,17 +197,7 @@ func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
 	if err != nil {
 		return fail(err)
 	}
-	// runc passes no TLS options: CRIU reads them from the generated file.
-	tlsLines, err := opts.ConfLines()
-	if err != nil {
-		return fail(err)
-	}
-	conf, err := os.ReadFile(r.confPath)
-	if err != nil {
-		return fail(fmt.Errorf("read the generated CRIU config: %w", err))
-	}
-	conf = append(conf, []byte("# for migration "+p.MigrationID+"\n"+strings.Join(tlsLines, "\n")+"\n")...)
-	if err := WriteConf(r.confPath, conf); err != nil {
+	if err := r.addMigrationConf(p, opts); err != nil {
 		return fail(err)
 	}
 	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
@@ -234,6 +240,21 @@ func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
 	return 0
 }
 
+// addMigrationConf adds opts' TLS lines to the generated criu.conf: runc
+// passes no TLS options, CRIU reads them from the file.
+func (r *runner) addMigrationConf(p *migrate.Plan, opts CriuOpts) error {
+	tlsLines, err := opts.ConfLines()
+	if err != nil {
+		return err
+	}
+	conf, err := os.ReadFile(r.confPath)
+	if err != nil {
+		return fmt.Errorf("read the generated CRIU config: %w", err)
+	}
+	conf = append(conf, []byte("# for migration "+p.MigrationID+"\n"+strings.Join(tlsLines, "\n")+"\n")...)
+	return WriteConf(r.confPath, conf)
+}
+
 // lazyRestore starts `criu lazy-pages` (TLS, fetching from the source's
 // page server) detached, waits for its socket, then runs `runc restore
 // --lazy-pages`. If the daemon ever exits with an error, its supervisor
@@ -260,12 +281,7 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 		return fail(err)
 	}
 	daemonArgs = append(daemonArgs, "-W", work)
-	criu := r.inv.globalFlag("--criu", "criu")
-	if path, err := exec.LookPath(criu); err == nil {
-		criu = path
-	} else if _, err := os.Stat("/usr/local/sbin/criu"); err == nil && criu == "criu" {
-		criu = "/usr/local/sbin/criu"
-	}
+	criu := CriuBinary(r.inv.globalFlag("--criu", "criu"))
 	kill := r.runtimeCmd("kill", id)
 	kill = append(kill[:len(kill)-1], id, "KILL")
 	pgid, err := startSupervised(dir, LazyPagesOut, LazyPagesRC, time.Duration(p.Timeouts.Total),
@@ -310,6 +326,18 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 		fmt.Fprintf(r.stderr, "crhook: warning: %v\n", err)
 	}
 	return 0
+}
+
+// CriuBinary is the criu the runtime would run for name (its --criu
+// flag, "criu" by default): looked up in PATH, else the place
+// tests/setup-host.sh installs CRIU 4.2.1 (podman strips PATH down).
+func CriuBinary(name string) string {
+	if path, err := exec.LookPath(name); err == nil {
+		return path
+	} else if _, err := os.Stat("/usr/local/sbin/criu"); err == nil && name == "criu" {
+		return "/usr/local/sbin/criu"
+	}
+	return name
 }
 
 // supervisorScript runs "$@" in the background of a shell that leads its

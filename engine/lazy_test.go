@@ -107,13 +107,13 @@ func TestLazyCheckpointFailsClosed(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "others may write it"},
-		{"stream plan", func(f *fake) {
+		{"precopy plan", func(f *fake) {
 			p := lazyPlan(migrate.StatusPlanned)
-			p.Mode = migrate.ModeStream
+			p.Mode = migrate.ModePrecopy
 			if err := WritePlan(f.stateDir(), testID, p); err != nil {
 				t.Fatal(err)
 			}
-		}, "mode stream is not built"},
+		}, "mode precopy is not built"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := lazyFake(t, lazyPlan(migrate.StatusPlanned))

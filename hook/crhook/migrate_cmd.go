@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,7 +38,7 @@ func newMigrateCmd() *cobra.Command {
 	var f migrateFlags
 	c := &cobra.Command{
 		Use:   "migrate CONTAINER DESTINATION",
-		Short: "Move a running container to another host (auto, lazy: post-copy)",
+		Short: "Move a running container to another host (auto; lazy: post-copy; stream)",
 		Long: `Move a running podman container to DESTINATION (ssh://[user@]host[:port] or a
 podman system connection name), where it runs under the same name. With
 --mode auto (the default) crhook first measures, while the container runs,
@@ -46,8 +47,11 @@ hosts support, and picks the mode built here with the lowest predicted
 downtime; --dry-run shows the facts and the reason. In lazy mode the
 container is dumped without its memory; the destination runs it at once and
 faults every page in from the source's CRIU page server, over TLS with
-certificates made for this migration. crhook must be installed on both hosts
-and be podman's runtime there; ssh carries the control channel.
+certificates made for this migration. With --mode stream the container is
+paused and dumped straight into a CRIU page server on the destination (TLS
+too); the destination restores once every page arrived. crhook must be
+installed on both hosts and be podman's runtime there; ssh carries the
+control channel.
 
 Until the destination runs, any failure restores the container on the source
 and removes the destination's copy. After that, a broken page stream kills
@@ -60,7 +64,7 @@ stopped (removed with --rm). See docs/migration.md.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.mode, "mode", "auto", "how memory moves: lazy, or auto (chosen from facts measured first; stream and precopy are not built yet)")
+	fl.StringVar(&f.mode, "mode", "auto", "how memory moves: auto (chosen from facts measured first), lazy (post-copy) or stream (the dump goes into a page server on the destination); precopy is not built yet")
 	fl.DurationVar(&f.maxDowntime, "max-downtime", defaultMaxDowntime, "the downtime budget auto weighs its choice against")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "say what would happen and the facts it was decided on; change nothing")
 	fl.BoolVar(&f.rm, "rm", false, "remove the source container once the migration committed")
@@ -68,7 +72,7 @@ stopped (removed with --rm). See docs/migration.md.`,
 	fl.DurationVar(&f.connect, "connect-timeout", 30*time.Second, "how long ssh and the destination's lazy-pages daemon may take to connect")
 	fl.DurationVar(&f.noProgress, "no-progress-timeout", 60*time.Second, "how long the page stream may stall before the migration fails")
 	fl.DurationVar(&f.total, "timeout", 30*time.Minute, "the whole migration; the page server is killed after it")
-	fl.IntVar(&f.port, "port", 0, "the page server's TCP port on this host (0: an ephemeral one)")
+	fl.IntVar(&f.port, "port", 0, "the page server's TCP port: on this host for lazy, on the destination for stream (0: an ephemeral one)")
 	addFormatFlag(c, &f.format, "docs/migration.md")
 	return c
 }
@@ -97,8 +101,8 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err != nil {
 		return err
 	}
-	if mode != migrate.ModeLazy && mode != migrate.ModeAuto {
-		return fmt.Errorf("--mode %s is not built yet; use --mode lazy (docs/migration.md says what is missing)", mode)
+	if mode == migrate.ModePrecopy {
+		return fmt.Errorf("--mode %s is not built yet; use --mode auto, lazy or stream (docs/migration.md says what is missing)", mode)
 	}
 	if f.connect <= 0 || f.noProgress <= 0 || f.total <= 0 || f.maxDowntime <= 0 {
 		return errors.New("--connect-timeout, --no-progress-timeout, --timeout and --max-downtime must be positive")
@@ -125,27 +129,30 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	}
 	migID := newMigrationID()
 	tmp := filepath.Join("/var/tmp", "crhook-migrate-"+migID)
-	src := &orchestrate.PodmanHost{R: orchestrate.Local{}, Crhook: self, TmpDir: tmp, Role: pki.RoleServer}
+	src := &orchestrate.PodmanHost{R: orchestrate.Local{}, Crhook: self, TmpDir: tmp}
 	remote := orchestrate.SSH{Dest: dest, Options: sshOpts, ConnectTimeout: f.connect}
-	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: tmp, Role: pki.RoleClient}
+	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: tmp}
 	port := f.port
-	if port == 0 {
-		if port, err = ephemeralPort(); err != nil {
-			return err
-		}
-	}
 	timeouts := migrate.Timeouts{Connect: migrate.Duration(f.connect), NoProgress: migrate.Duration(f.noProgress), Total: migrate.Duration(f.total)}
 	out := cmd.OutOrStdout()
 
 	if f.dryRun {
-		return printDryRun(ctx, out, f, name, dest, src, dst, port, timeouts)
+		return printDryRun(ctx, out, f, mode, name, dest, src, dst, port, timeouts)
 	}
 	decision, auto, err := resolveMode(ctx, &mode, src, dst, name, f)
 	if err != nil {
 		return err
 	}
-	if err := lazyPrecondition(); err != nil {
-		return err
+	src.Role, dst.Role = rolesFor(mode)
+	if mode == migrate.ModeLazy {
+		if err := lazyPrecondition(); err != nil {
+			return err
+		}
+		if port == 0 { // stream: the destination's agent picks one
+			if port, err = ephemeralPort(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("create %q: %w", tmp, err)
@@ -157,7 +164,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	_ = settings // the agent on each host reads its own state_dir
 	onPhase, onPages, stopProgress := terminalProgress(ctx, src, name, auto)
 	defer stopProgress()
-	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Port: port, MigrationID: migID,
+	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Mode: mode, Port: port, MigrationID: migID,
 		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: onPhase, OnPages: onPages})
 	s.Mode, s.Decision = string(mode), decision
 	stopProgress()
@@ -169,13 +176,23 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		if auto != nil {
 			fmt.Fprintf(out, "auto chose %s\n", decision)
 		}
-		fmt.Fprintf(out, "container %s moved to %s lazily: downtime under %d ms, %d bytes of image; source %s\n",
-			name, dest, s.DowntimeMS, s.ImageBytes, s.SourceState)
+		fmt.Fprintf(out, "container %s moved to %s (%s): downtime under %d ms, %d bytes of image, %d of pages streamed; source %s\n",
+			name, dest, mode, s.DowntimeMS, s.ImageBytes, s.PageBytes, s.SourceState)
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nsource: %s\ndestination: %s", err, s.SourceState, s.DestinationState)
 	}
 	return nil
+}
+
+// rolesFor says which end runs the page server, and so holds the TLS
+// server's key: the source for lazy (the destination's lazy-pages daemon
+// fetches from it), the destination for stream (the dump goes into it).
+func rolesFor(mode migrate.Mode) (src, dst pki.Role) {
+	if mode == migrate.ModeStream {
+		return pki.RoleClient, pki.RoleServer
+	}
+	return pki.RoleServer, pki.RoleClient
 }
 
 // lazyPrecondition refuses a lazy dump that would fail on its first
@@ -189,7 +206,7 @@ func lazyPrecondition() error {
 	return fmt.Errorf("a lazy dump would fail on this host: %s; run: %s", strings.Join(res.Evidence, "; "), res.Fix)
 }
 
-func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, dest migrate.Destination,
+func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, mode migrate.Mode, name string, dest migrate.Destination,
 	src, dst *orchestrate.PodmanHost, port int, t migrate.Timeouts,
 ) error {
 	d := dryRun{Container: name, Destination: dest, Timeouts: t, Facts: map[string]string{}}
@@ -198,11 +215,10 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, 
 		return err
 	}
 	d.ID, d.Running = c.ID, c.Running
-	addr, err := dst.PageServerAddress(ctx)
+	addrs, err := dst.Addresses(ctx)
 	if err != nil {
 		return err
 	}
-	d.PageServer = migrate.PageServer{Address: addr, Port: port}
 	if res, ok := findResult(localMigrateChecks(ctx).Results, "migrate.lazy_pipe"); ok {
 		d.Facts["migrate.lazy_pipe"] = string(res.Status) + ": " + strings.Join(res.Evidence, "; ")
 	}
@@ -211,26 +227,50 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, name string, 
 	} else {
 		d.Facts["lazy_dump"] = "possible"
 	}
-	mode, _ := migrate.ParseMode(f.mode)
 	decision, auto, err := resolveMode(ctx, &mode, src, dst, name, f)
 	if err != nil && auto == nil {
 		return err
 	}
 	d.Mode, d.Decision, d.Measured = string(mode), decision, auto
+	d.PageServer = migrate.PageServer{Address: addrs.Source, Port: port}
+	if mode == migrate.ModeStream {
+		d.PageServer.Address = addrs.Destination
+	}
 	if err != nil {
 		// Measured, but no mode can run: show the facts, then fail.
 		d.Mode, d.Decision = "none", err.Error()
 		return errors.Join(writeDryRun(w, f.format, d), err)
 	}
-	d.Steps = []string{
+	d.Steps = dryRunSteps(mode, name, dest, c.ID, d.PageServer, f.rm)
+	return writeDryRun(w, f.format, d)
+}
+
+// dryRunSteps are the steps --dry-run lists for mode.
+func dryRunSteps(mode migrate.Mode, name string, dest migrate.Destination, id string, ps migrate.PageServer, rm bool) []string {
+	removed := map[bool]string{true: " and remove it", false: ""}[rm]
+	if mode == migrate.ModeStream {
+		port := "an ephemeral port"
+		if ps.Port != 0 {
+			port = "port " + strconv.Itoa(ps.Port)
+		}
+		return []string{
+			"make a CA and page-server/client certificates for this migration; send the page server's to the destination over ssh",
+			fmt.Sprintf("start criu page-server (TLS) on %s, %s, and write the migration plan for %s on both hosts", ps.Address, port, id),
+			fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime pauses it and runs runc checkpoint --leave-running --page-server: the pages go to the destination, the dumped tasks stay frozen here", name),
+			"wait until the destination's page server exited 0 (every page arrived)",
+			"copy FILE (no pages in it) to " + dest.String(),
+			"podman container restore --import FILE there: crhook-runtime adds the received pages to the image directory and restores",
+			"delete the frozen tasks here, leave the source stopped" + removed,
+		}
+	}
+	return []string{
 		"make a CA and page-server/client certificates for this migration; send the client's to the destination over ssh",
-		fmt.Sprintf("write the migration plan for %s on both hosts", c.ID),
-		fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime dumps lazily and leaves a page server on %s", name, d.PageServer),
+		fmt.Sprintf("write the migration plan for %s on both hosts", id),
+		fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime dumps lazily and leaves a page server on %s", name, ps),
 		"copy FILE (no pages in it) to " + dest.String(),
 		"podman container restore --import FILE there: crhook-runtime starts criu lazy-pages and runc restore --lazy-pages",
-		"wait until every page moved, then leave the source stopped" + map[bool]string{true: " and remove it", false: ""}[f.rm],
+		"wait until every page moved, then leave the source stopped" + removed,
 	}
-	return writeDryRun(w, f.format, d)
 }
 
 func newMigrationID() string {
@@ -272,6 +312,22 @@ func newMigrateAgentCmd() *cobra.Command {
 			return err
 		}
 		return orchestrate.AgentPrepare(d, a[0], cmd.InOrStdin())
+	}}, &cobra.Command{Use: "fail ID REASON", Args: cobra.ExactArgs(2), RunE: func(_ *cobra.Command, a []string) error {
+		d, err := stateDir()
+		if err != nil {
+			return err
+		}
+		return orchestrate.AgentFail(d, a[0], a[1])
+	}}, &cobra.Command{Use: "serve ID", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+		d, err := stateDir()
+		if err != nil {
+			return err
+		}
+		port, err := orchestrate.AgentServe(d, a[0], cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		return writeJSON(cmd.OutOrStdout(), map[string]int{"port": port})
 	}}, &cobra.Command{Use: "progress ROLE MIGRATION", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
 		d, err := stateDir()
 		if err != nil {

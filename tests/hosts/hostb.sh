@@ -10,6 +10,12 @@
 #                           /run/crhook: B's runtime and crhook state dirs)
 #   /var/lib/containers     is B's own storage root
 #   /etc/containers, /etc/crhook, /etc/criu   are B's own copies
+#   /sys/fs/cgroup/*        are B's own cgroup subtrees (crhook-b-NAME in
+#                           each hierarchy, bind-mounted over the hierarchy):
+#                           a container keeps its ID across a migration, and
+#                           without them B's and A's copies would share one
+#                           cgroup (a freezer frozen on B would freeze A's,
+#                           deleting B's would kill A's)
 # so B's podman, runc, CRIU and crhook use their default paths and still
 # share nothing with the host's. Everything lives under $STATE and goes
 # away with `down`, also after a test was killed (`up --guard PID`).
@@ -55,9 +61,18 @@ in_b() {
 	exec nsenter --mount="$STATE/ns/mnt" --net="/run/netns/$NAME" -- "$@"
 }
 
+# b_cgroups lists B's cgroup subtrees, one per hierarchy.
+b_cgroups() {
+	local m
+	for m in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do
+		echo "$m/crhook-b-$NAME"
+	done
+}
+
 # b_pids lists every process that belongs to B: in B's network or mount
-# namespace, or in the cgroup of a container of B's store (containers with
-# --network none get a netns of their own and conmon may have died).
+# namespace, in B's cgroups, or in the cgroup of a container of B's store
+# (containers with --network none get a netns of their own and conmon may
+# have died).
 b_pids() {
 	local netid mntid ids p
 	netid=$(ns_id "/run/netns/$NAME")
@@ -68,6 +83,9 @@ b_pids() {
 		[ "$p" = $$ ] && continue
 		if { [ -n "$netid" ] && [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$netid" ]; } ||
 			{ [ -n "$mntid" ] && [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$mntid" ]; }; then
+			echo "$p"
+		elif grep -qF "/crhook-b-$NAME/" "/proc/$p/cgroup" 2>/dev/null ||
+			grep -qE ":/crhook-b-$NAME\$" "/proc/$p/cgroup" 2>/dev/null; then
 			echo "$p"
 		elif [ -n "$ids" ] && grep -qF -f <(echo "$ids") "/proc/$p/cgroup" 2>/dev/null; then
 			echo "$p"
@@ -121,6 +139,10 @@ down() {
 			[ -d "$d" ] && rmdir "$d" 2>/dev/null || true
 		done
 	done
+	for d in $(b_cgroups); do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		[ -d "$d" ] && log "cgroup $d left behind"
+	done
 	ip link del "$VETH_A" 2>/dev/null || true
 	ip netns del "$NAME" 2>/dev/null || true
 	if [ -d "$STATE/ns" ]; then
@@ -148,6 +170,26 @@ inside_b() {
 	for d in containers crhook criu; do
 		[ -d "$STATE/etc/$d" ] && mount --bind "$STATE/etc/$d" "/etc/$d"
 	done
+	# Each hierarchy's mount is replaced by B's subtree: runc and podman in
+	# B make their cgroups there. Replaced, not covered: runc takes the
+	# first mount of a hierarchy it finds in mountinfo. (No cgroup
+	# namespace: CRIU reads the real paths from /proc/PID/cgroup and
+	# mountinfo's root, as runc does.)
+	local m stage
+	for d in $(b_cgroups); do
+		m=$(dirname "$d")
+		stage=/run/crhook-cgroup/$(basename "$m")
+		mkdir -p "$d" "$stage"
+		if [ -f "$m/cpuset.cpus" ]; then # an empty cpuset takes no task
+			cat "$m/cpuset.cpus" >"$d/cpuset.cpus"
+			cat "$m/cpuset.mems" >"$d/cpuset.mems"
+		fi
+		mount --bind "$d" "$stage"
+		umount "$m"
+		mount --bind "$stage" "$m"
+		umount "$stage"
+	done
+	rm -rf /run/crhook-cgroup
 	exec /usr/sbin/sshd -D -f "$STATE/sshd_config" -E "$STATE/sshd.log"
 }
 

@@ -35,6 +35,7 @@ type podmanMigration struct {
 	dest      string // ssh://hosta:PORT
 	cutSSH    func() // kills A's test sshd and its sessions: the control channel drops
 	seq       int
+	mode      string // crhook migrate --mode: lazy unless a test says otherwise
 }
 
 func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration {
@@ -49,7 +50,7 @@ func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration 
 	raisePipeMaxSize(t)
 	h := upHostB(t, bed, index)
 	scratch := scratchDir(t)
-	m := &podmanMigration{h: h, name: "mig-" + strconv.Itoa(rand.IntN(1e6)), ctl: filepath.Join(scratch, "ctl"), mib: 64}
+	m := &podmanMigration{h: h, name: "mig-" + strconv.Itoa(rand.IntN(1e6)), ctl: filepath.Join(scratch, "ctl"), mib: 64, mode: "lazy"}
 	if v := os.Getenv("CRHOOK_MIGRATE_MIB"); v != "" {
 		m.mib, _ = strconv.Atoi(v)
 	}
@@ -105,7 +106,7 @@ func (m *podmanMigration) ask(t *testing.T, cmd string, within time.Duration) st
 // migrate runs `crhook migrate` on B, to A.
 func (m *podmanMigration) migrate(t *testing.T, extra ...string) (result, map[string]any) {
 	t.Helper()
-	args := append([]string{"migrate", m.name, m.dest, "--mode", "lazy", "--ssh-config", m.sshConfig,
+	args := append([]string{"migrate", m.name, m.dest, "--mode", m.mode, "--ssh-config", m.sshConfig,
 		"--format", "json", "--connect-timeout", "20s", "--no-progress-timeout", "30s", "--timeout", "5m"}, extra...)
 	r := runCmd(t, m.h.cmd("crhook", args...))
 	var s map[string]any

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/crhook/crhook/engine"
+	"github.com/crhook/crhook/engine/migrate"
 	"github.com/crhook/crhook/engine/migrate/pki"
 )
 
@@ -24,21 +26,85 @@ import (
 // into the migration's directory and the plan, naming them, into
 // container id's state directory.
 func AgentPrepare(stateDir, id string, r io.Reader) error {
+	req, role, err := readRequest(r)
+	if err != nil {
+		return err
+	}
+	return install(stateDir, id, req, role)
+}
+
+// AgentFail marks container id's plan failed, for the reason given: its
+// next restore rolls the migration back (engine rollbackRestore).
+func AgentFail(stateDir, id, reason string) error {
+	p, err := engine.ReadPlan(stateDir, id)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return fmt.Errorf("container %s has no migration plan on this host: nothing to roll back", id)
+	}
+	p.Status, p.Error = migrate.StatusFailed, reason
+	return engine.WritePlan(stateDir, id, p)
+}
+
+// AgentServe is AgentPrepare for a stream's destination, which then
+// starts the page server the source's dump goes into (on an ephemeral
+// port of the plan's address when the plan's port is 0) and returns its
+// port once it listens.
+func AgentServe(stateDir, id string, r io.Reader) (int, error) {
+	req, role, err := readRequest(r)
+	if err != nil {
+		return 0, err
+	}
+	if role != pki.RoleServer || req.Plan.Mode != migrate.ModeStream {
+		return 0, fmt.Errorf("a page server is served for mode stream in the server role, not %s as %s", req.Plan.Mode, req.Role)
+	}
+	if req.Plan.PageServer.Port == 0 {
+		if req.Plan.PageServer.Port, err = freePort(req.Plan.PageServer.Address); err != nil {
+			return 0, err
+		}
+	}
+	if err := install(stateDir, id, req, role); err != nil {
+		return 0, err
+	}
+	if err := engine.StartPageServer(stateDir, req.Plan, engine.CriuBinary("criu")); err != nil {
+		return 0, err
+	}
+	return req.Plan.PageServer.Port, nil
+}
+
+// freePort asks the kernel for a free port on addr, this host's address
+// the source reaches; the page server takes it a moment later.
+func freePort(addr string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a port for the page server on %s: %w", addr, err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
+}
+
+func readRequest(r io.Reader) (agentRequest, pki.Role, error) {
 	var req agentRequest
 	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return fmt.Errorf("read the migration request: %w", err)
+		return req, 0, fmt.Errorf("read the migration request: %w", err)
 	}
 	if req.Plan == nil || req.Material == nil {
-		return errors.New("the migration request has no plan or no TLS material")
+		return req, 0, errors.New("the migration request has no plan or no TLS material")
 	}
 	role := pki.RoleServer
 	if req.Role == pki.RoleClient.String() {
 		role = pki.RoleClient
 	} else if req.Role != pki.RoleServer.String() {
-		return fmt.Errorf("the migration request's role %q is neither server nor client", req.Role)
+		return req, 0, fmt.Errorf("the migration request's role %q is neither server nor client", req.Role)
 	}
+	return req, role, nil
+}
+
+// install writes req's TLS files for role and its plan, naming them.
+func install(stateDir, id string, req agentRequest, role pki.Role) error {
 	dir, err := migrationDir(stateDir, req.Plan.MigrationID)
 	if err != nil {
 		return err
@@ -62,8 +128,9 @@ func migrationDir(stateDir, migID string) (string, error) {
 	return dir, nil
 }
 
-// AgentProgress reports the page server (role server) or the lazy-pages
-// daemon (role client) of migration migID on this host.
+// AgentProgress reports the page server (role server: a lazy source's,
+// a stream destination's) or the lazy-pages daemon (role client) of
+// migration migID on this host.
 func AgentProgress(stateDir, role, migID string) (Progress, error) {
 	dir, err := migrationDir(stateDir, migID)
 	if err != nil {
@@ -84,19 +151,24 @@ func AgentProgress(stateDir, role, migID string) (Progress, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return p, err
 	}
-	if pgid, ok := readPGID(dir); ok {
-		p.Moved = groupIO(pgid)
-		if !p.Done && !groupAlive(pgid) && !supervisorAlive(pgid) {
-			// Killed with its supervisor: no status was written, unless
-			// it was written since it was looked for.
-			if data, err := os.ReadFile(filepath.Join(dir, rc)); err == nil {
-				p.Done = true
-				if p.Code, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
-					return p, fmt.Errorf("%s: %q is no exit status", filepath.Join(dir, rc), data)
-				}
-				return p, nil
+	if ents, err := os.ReadDir(filepath.Join(dir, engine.StreamPages)); err == nil {
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+				p.PageBytes += fi.Size()
 			}
+		}
+	}
+	if pgid, ok := readPGID(dir); ok {
+		p.Moved = engine.GroupIO(pgid)
+		if !p.Done && engine.GroupGone(pgid) {
+			// Killed with its supervisor, or the supervisor wrote the
+			// status and left just now: look once more.
 			p.Done, p.Code = true, 137
+			if data, err := os.ReadFile(filepath.Join(dir, rc)); err == nil {
+				if code, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+					p.Code = code
+				}
+			}
 		}
 	}
 	return p, nil
@@ -165,7 +237,7 @@ func AgentCleanup(stateDir, id, migID string) error {
 	if err != nil {
 		return err
 	}
-	if pgid, ok := readPGID(dir); ok && !groupHasCRIU(pgid) {
+	if pgid, ok := readPGID(dir); ok && !engine.GroupWorks(pgid) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 	var errs []error
@@ -187,62 +259,4 @@ func readPGID(dir string) (int, bool) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	return n, err == nil && n > 1
-}
-
-// groupMembers lists the processes of group pgid with their names.
-func groupMembers(pgid int) map[int]string {
-	m := map[int]string{}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		j := strings.IndexByte(s, '(')
-		if i < 0 || j < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		// state ppid pgrp
-		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		m[pid] = s[j+1 : i]
-	}
-	return m
-}
-
-func groupAlive(pgid int) bool { return groupHasCRIU(pgid) }
-
-// groupHasCRIU: the group runs more than its supervisor's timer.
-func groupHasCRIU(pgid int) bool {
-	for _, name := range groupMembers(pgid) {
-		if name != "sleep" && name != "sh" {
-			return true
-		}
-	}
-	return false
-}
-
-// groupIO is the bytes read and written by the group's processes: it
-// grows while pages move.
-func groupIO(pgid int) int64 {
-	var n int64
-	for pid := range groupMembers(pgid) {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			k, v, ok := strings.Cut(line, ": ")
-			if ok && (k == "rchar" || k == "wchar") {
-				x, _ := strconv.ParseInt(v, 10, 64)
-				n += x
-			}
-		}
-	}
-	return n
 }

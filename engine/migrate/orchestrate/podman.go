@@ -171,16 +171,14 @@ func (h *PodmanHost) Checkpoint(ctx context.Context, name string) (string, int64
 
 // Rollback restores the container here through podman, from its dumped
 // tasks, which crhook-runtime kept frozen (see engine keepForMigration).
-func (h *PodmanHost) Rollback(ctx context.Context, c Container, p *migrate.Plan, m *pki.TLSMaterial) error {
+func (h *PodmanHost) Rollback(ctx context.Context, c Container, p *migrate.Plan, _ *pki.TLSMaterial) error {
 	// Status failed tells crhook-runtime's restore to roll back: dump
 	// the kept, frozen tasks anew and restore from that.
-	back := *p
-	back.Status, back.Error = migrate.StatusFailed, "rolled back on the source"
-	if err := h.Prepare(ctx, c.ID, &back, pki.RoleClient, m); err != nil {
-		return err
+	if _, err := h.R.Run(ctx, nil, h.Crhook, "migrate-agent", "fail", c.ID, "rolled back on the source"); err != nil {
+		return fmt.Errorf("mark migration %s failed on %s: %w", p.MigrationID, h.R.Where(), err)
 	}
 	if _, err := h.R.Run(ctx, nil, "podman", "container", "restore", "--keep", c.Name); err != nil {
-		return fmt.Errorf("restore %q on %s from its own page server: %w", c.Name, h.R.Where(), err)
+		return fmt.Errorf("restore %q on %s from its kept tasks: %w", c.Name, h.R.Where(), err)
 	}
 	return nil
 }
@@ -232,15 +230,41 @@ func (h *PodmanHost) Restore(ctx context.Context, name, file string) error {
 }
 
 // PageServerAddress is the source's address as sshd on the destination
-// sees it: the first word of $SSH_CONNECTION.
+// sees it, where a lazy-pages daemon connects.
 func (h *PodmanHost) PageServerAddress(ctx context.Context) (string, error) {
+	a, err := h.Addresses(ctx)
+	return a.Source, err
+}
+
+// Addresses are both ends of the ssh connection as sshd on the
+// destination sees them: the first and third words of $SSH_CONNECTION.
+func (h *PodmanHost) Addresses(ctx context.Context) (Addresses, error) {
 	out, err := h.R.Run(ctx, nil, "sh", "-c", `echo "$SSH_CONNECTION"`)
 	if err != nil {
-		return "", fmt.Errorf("ask %s for this host's address: %w", h.R.Where(), err)
+		return Addresses{}, fmt.Errorf("ask %s for this host's address: %w", h.R.Where(), err)
 	}
 	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return "", fmt.Errorf("%s has no SSH_CONNECTION: reach it over ssh", h.R.Where())
+	if len(f) < 3 {
+		return Addresses{}, fmt.Errorf("%s has no SSH_CONNECTION: reach it over ssh", h.R.Where())
 	}
-	return f[0], nil
+	return Addresses{Source: f[0], Destination: f[2]}, nil
+}
+
+// ServePages starts the destination's page server of a stream through
+// the agent, which writes this end's TLS files and plan first.
+func (h *PodmanHost) ServePages(ctx context.Context, id string, p *migrate.Plan, m *pki.TLSMaterial) (int, error) {
+	req, err := json.Marshal(agentRequest{Plan: p, Role: pki.RoleServer.String(),
+		Material: &pki.TLSMaterial{CACert: m.CACert, ServerCert: m.ServerCert, ServerKey: m.ServerKey}})
+	if err != nil {
+		return 0, err
+	}
+	out, err := h.R.Run(ctx, bytes.NewReader(req), h.Crhook, "migrate-agent", "serve", id)
+	if err != nil {
+		return 0, fmt.Errorf("start the page server on %s: %w", h.R.Where(), err)
+	}
+	var ans struct{ Port int }
+	if err := json.Unmarshal(out, &ans); err != nil || ans.Port < 1 || ans.Port > 65535 {
+		return 0, fmt.Errorf("the page server on %s answered %q (%v): no port", h.R.Where(), out, err)
+	}
+	return ans.Port, nil
 }

@@ -1,6 +1,6 @@
 // Package orchestrate drives `crhook migrate`: the phases of a lazy
-// (post-copy) migration through podman on two hosts, and the commit
-// protocol that keeps exactly one copy of the container. The hosts are
+// (post-copy) or streamed migration through podman on two hosts, and the
+// commit protocol that keeps exactly one copy of the container. The hosts are
 // interfaces (Source, Destination), like go-criu's phaul Local/Remote, so
 // the protocol is tested with fakes and run with podman over ssh.
 package orchestrate
@@ -22,7 +22,7 @@ type Phase string
 // The phases, in order.
 const (
 	PhasePrepare    Phase = "prepare"    // plans and TLS material on both hosts
-	PhaseCheckpoint Phase = "checkpoint" // podman checkpoint --export; the page server comes up
+	PhaseCheckpoint Phase = "checkpoint" // podman checkpoint --export; lazy: the page server comes up; stream: the pages move
 	PhaseTransfer   Phase = "transfer"   // the small tar goes to the destination
 	PhaseRestore    Phase = "restore"    // podman restore --import; the destination runs
 	PhasePages      Phase = "pages"      // the destination faults every page in
@@ -45,6 +45,9 @@ type Progress struct {
 	// Moved grows while pages move (bytes of log or of pages): the
 	// no-progress timeout watches it.
 	Moved int64
+	// PageBytes is what the destination's page server of a stream wrote
+	// (pagemap and pages images); 0 elsewhere.
+	PageBytes int64 `json:",omitempty"`
 }
 
 // Host is what both ends do.
@@ -76,9 +79,20 @@ type Source interface {
 	Remove(ctx context.Context, name string) error
 }
 
+// Addresses are the two ends of the control channel as the destination
+// sees it: where each host reaches the other.
+type Addresses struct {
+	Source, Destination string
+}
+
 // Destination is the host the container goes to.
 type Destination interface {
 	Host
+	// ServePages (stream) installs plan and the page server's TLS
+	// material, like Prepare, and starts the page server the source's
+	// dump goes into; it returns the port it listens on (plan's, or an
+	// ephemeral one when that is 0).
+	ServePages(ctx context.Context, id string, plan *migrate.Plan, m *pki.TLSMaterial) (int, error)
 	// Send copies the checkpoint file over and returns its path there.
 	Send(ctx context.Context, file string) (string, error)
 	Restore(ctx context.Context, name, file string) error
@@ -88,16 +102,21 @@ type Destination interface {
 	// KillID kills the migration's container there, keeping it for
 	// inspection; not running is fine.
 	KillID(ctx context.Context, id string) error
-	// PageServerAddress is the source's address as the destination sees
-	// it: where the lazy-pages daemon connects.
-	PageServerAddress(ctx context.Context) (string, error)
+	// Addresses: the source's address is where a lazy-pages daemon
+	// connects, the destination's where a streamed dump goes.
+	Addresses(ctx context.Context) (Addresses, error)
 }
 
 // Options are the choices of one migration.
 type Options struct {
 	Container string
-	// Port is the page server's port on the source (ephemeral, chosen by
-	// the caller); MigrationID names the migration.
+	// Mode is lazy (the default) or stream; Decision says why it was
+	// chosen (default: asked for with --mode).
+	Mode     migrate.Mode
+	Decision string
+	// Port is the page server's port: on the source for lazy (ephemeral,
+	// chosen by the caller), on the destination for stream (0: the
+	// destination picks an ephemeral one). MigrationID names the migration.
 	Port        int
 	MigrationID string
 	Timeouts    migrate.Timeouts
@@ -127,6 +146,8 @@ type Summary struct {
 	TotalMS    int64 `json:"total_ms"`
 	// ImageBytes is the checkpoint tar's size (the pages are not in it).
 	ImageBytes int64 `json:"image_bytes"`
+	// PageBytes (stream) is what the destination's page server received.
+	PageBytes int64 `json:"page_bytes,omitempty"`
 	// SourceState and DestinationState say where the container is.
 	SourceState      string `json:"source_state"`
 	DestinationState string `json:"destination_state"`
@@ -137,125 +158,280 @@ type Summary struct {
 // host holds.
 var ErrMigration = errors.New("migration failed")
 
-// Run migrates o.Container from src to dst lazily. Before the destination
-// runs, any failure brings the source back (Rollback) and removes the
-// destination's half; after, a broken page stream has already killed the
-// destination (the shim's supervisor), and Run says so and what the
-// source holds. The summary is returned in every case.
+// run is one migration under way: what Run's phases share.
+type run struct {
+	ctx      context.Context
+	src      Source
+	dst      Destination
+	o        Options
+	s        *Summary
+	now      func() time.Time
+	poll     time.Duration
+	start    time.Time
+	c        Container
+	plan     *migrate.Plan
+	material *pki.TLSMaterial
+}
+
+func (m *run) phase(p Phase) {
+	m.s.Phase = p
+	if m.o.OnPhase != nil {
+		m.o.OnPhase(p)
+	}
+}
+
+func (m *run) failf(format string, a ...any) (*Summary, error) {
+	err := fmt.Errorf("%w in phase %s: "+format, append([]any{ErrMigration, m.s.Phase}, a...)...)
+	m.s.Error = err.Error()
+	m.s.TotalMS = m.now().Sub(m.start).Milliseconds()
+	return m.s, err
+}
+
+func (m *run) cleanPlans() error {
+	return errors.Join(m.src.Abort(m.ctx, m.c.ID, m.o.MigrationID), m.dst.Abort(m.ctx, m.c.ID, m.o.MigrationID))
+}
+
+// rollback is every failure after the source was dumped and before the
+// destination ran: remove the destination's half (by ID: never a
+// namesake already there), stop its CRIU process, and restore the source
+// from the dumped tasks crhook-runtime kept frozen.
+func (m *run) rollback(cause error) (*Summary, error) {
+	ctx, c, s := m.ctx, m.c, m.s
+	rerr := m.dst.RemoveID(ctx, c.ID)
+	s.DestinationState = "removed"
+	if rerr != nil {
+		s.DestinationState = "unknown: " + rerr.Error()
+	}
+	if err := m.dst.Abort(ctx, c.ID, m.o.MigrationID); err != nil {
+		rerr = errors.Join(rerr, err)
+	}
+	if err := m.src.Rollback(ctx, c, m.plan, m.material); err != nil {
+		s.SourceState = "LOST: rollback failed: " + err.Error()
+		return m.failf("%w; rolling back: %w", cause, errors.Join(rerr, err))
+	}
+	s.SourceState = "running (rolled back)"
+	// The plan must not outlive the migration: a later checkpoint
+	// would act on it.
+	rerr = errors.Join(rerr, m.src.Cleanup(ctx, c.ID, m.o.MigrationID))
+	if rerr != nil {
+		return m.failf("%w; the source runs again; tidying the destination failed: %w", cause, rerr)
+	}
+	return m.failf("%w; the source runs again, the destination has nothing", cause)
+}
+
+// checkpoint runs podman's checkpoint on the source. A failure that left
+// the container running (crhook-runtime resumes one it froze) only
+// removes the plans; one that left it stopped came after the dump, so
+// the kept tasks are the container: roll back to them, never delete them.
+func (m *run) checkpoint() (file string, err error) {
+	file, size, err := m.src.Checkpoint(m.ctx, m.o.Container)
+	m.s.ImageBytes = size
+	if err == nil {
+		return file, nil
+	}
+	if c2, ierr := m.src.Inspect(m.ctx, m.o.Container); ierr == nil && !c2.Running {
+		_, rerr := m.rollback(err)
+		return "", rerr
+	}
+	cerr := m.cleanPlans()
+	_, ferr := m.failf("%w (cleanup: %v)", err, cerr)
+	return "", ferr
+}
+
+// Run migrates o.Container from src to dst, lazily or streamed
+// (o.Mode). Before the destination runs, any failure brings the source
+// back (Rollback) and removes the destination's half. After it runs: a
+// stream commits at once (every page was there before it started); a
+// lazy migration still moves pages, and a broken page stream has
+// already killed the destination (the shim's supervisor): Run says so
+// and what the source holds. The summary is returned in every case.
 func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary, error) {
-	now := o.Now
-	if now == nil {
-		now = time.Now
+	if o.Mode == "" {
+		o.Mode = migrate.ModeLazy
 	}
-	poll := o.Poll
-	if poll == 0 {
-		poll = 100 * time.Millisecond
+	if o.Decision == "" {
+		o.Decision = fmt.Sprintf("%s: asked for with --mode %s", o.Mode, o.Mode)
 	}
-	start := now()
-	s := &Summary{Container: o.Container, MigrationID: o.MigrationID, Mode: string(migrate.ModeLazy),
-		Decision: "lazy: asked for with --mode lazy", SourceState: "running", DestinationState: "absent"}
-	phase := func(p Phase) {
-		s.Phase = p
-		if o.OnPhase != nil {
-			o.OnPhase(p)
-		}
+	m := &run{ctx: ctx, src: src, dst: dst, o: o, now: o.Now, poll: o.Poll}
+	if m.now == nil {
+		m.now = time.Now
 	}
-	failf := func(format string, a ...any) (*Summary, error) {
-		err := fmt.Errorf("%w in phase %s: "+format, append([]any{ErrMigration, s.Phase}, a...)...)
-		s.Error = err.Error()
-		s.TotalMS = now().Sub(start).Milliseconds()
-		return s, err
+	if m.poll == 0 {
+		m.poll = 100 * time.Millisecond
+	}
+	m.start = m.now()
+	m.s = &Summary{Container: o.Container, MigrationID: o.MigrationID, Mode: string(o.Mode),
+		Decision: o.Decision, SourceState: "running", DestinationState: "absent"}
+	if o.Mode != migrate.ModeLazy && o.Mode != migrate.ModeStream {
+		return m.failf("mode %s is not built; lazy and stream are", o.Mode)
 	}
 
-	phase(PhasePrepare)
+	m.phase(PhasePrepare)
 	c, err := src.Inspect(ctx, o.Container)
 	if err != nil {
-		return failf("%w", err)
+		return m.failf("%w", err)
 	}
-	s.ID = c.ID
+	m.c, m.s.ID = c, c.ID
 	if !c.Running {
-		s.SourceState = "stopped"
-		return failf("container %q is not running; lazy migration moves a running container", o.Container)
+		m.s.SourceState = "stopped"
+		return m.failf("container %q is not running; %s migration moves a running container", o.Container, o.Mode)
 	}
-	addr, err := dst.PageServerAddress(ctx)
+	addrs, err := dst.Addresses(ctx)
 	if err != nil {
-		return failf("%w", err)
+		return m.failf("%w", err)
 	}
-	material, err := pki.NewTLSMaterial([]string{addr}, time.Duration(o.Timeouts.Total)+time.Hour, now())
-	if err != nil {
-		return failf("%w", err)
+	if o.Mode == migrate.ModeStream {
+		return m.stream(addrs.Destination)
 	}
-	plan := &migrate.Plan{Version: migrate.PlanVersion, Mode: migrate.ModeLazy, MigrationID: o.MigrationID,
+	return m.lazy(addrs.Source)
+}
+
+// stream: the destination's page server comes up first; the source's
+// dump goes into it; only once it exited 0 (every page arrived) does
+// the archive travel and the destination restore. The destination
+// running is the commit: the source's frozen tasks are deleted then.
+func (m *run) stream(addr string) (*Summary, error) {
+	ctx, src, dst, o, s := m.ctx, m.src, m.dst, m.o, m.s
+	var err error
+	if m.material, err = pki.NewTLSMaterial([]string{addr}, time.Duration(o.Timeouts.Total)+time.Hour, m.now()); err != nil {
+		return m.failf("%w", err)
+	}
+	m.plan = &migrate.Plan{Version: migrate.PlanVersion, Mode: migrate.ModeStream, MigrationID: o.MigrationID,
 		PageServer: migrate.PageServer{Address: addr, Port: o.Port}, Timeouts: o.Timeouts, Status: migrate.StatusPlanned}
-	cleanPlans := func() error {
-		return errors.Join(src.Abort(ctx, c.ID, o.MigrationID), dst.Abort(ctx, c.ID, o.MigrationID))
+	port, err := dst.ServePages(ctx, m.c.ID, m.plan, m.material)
+	if err != nil {
+		return m.failf("%w; the source was not touched", errors.Join(err, dst.Abort(ctx, m.c.ID, o.MigrationID)))
 	}
-	if err := src.Prepare(ctx, c.ID, plan, pki.RoleServer, material); err != nil {
-		return failf("%w; %v", err, cleanPlans())
-	}
-	if err := dst.Prepare(ctx, c.ID, plan, pki.RoleClient, material); err != nil {
-		return failf("%w; %v", errors.Join(err, cleanPlans()), "the source was not touched")
+	m.plan.PageServer.Port = port
+	if err := src.Prepare(ctx, m.c.ID, m.plan, pki.RoleClient, m.material); err != nil {
+		return m.failf("%w; %v", err, m.cleanPlans())
 	}
 
-	phase(PhaseCheckpoint)
-	frozen := now()
-	file, size, err := src.Checkpoint(ctx, o.Container)
-	s.ImageBytes = size
+	m.phase(PhaseCheckpoint)
+	frozen := m.now()
+	file, err := m.checkpoint()
 	if err != nil {
-		// crhook-runtime resumes a container its failed checkpoint froze.
-		cerr := cleanPlans()
-		if c2, ierr := src.Inspect(ctx, o.Container); ierr == nil && !c2.Running {
-			s.SourceState = "stopped"
+		return s, err
+	}
+	s.SourceState = "dumped; its tasks are kept frozen for a rollback"
+	// The dump returned: the page server must end, 0, promptly.
+	last, lastMoved := m.now(), int64(-1)
+	for {
+		p, err := dst.Progress(ctx, o.MigrationID)
+		if err != nil {
+			return m.rollback(fmt.Errorf("cannot tell whether the destination's page server got every page: %w", err))
 		}
-		return failf("%w (cleanup: %v)", err, cerr)
+		if p.Done && p.Code != 0 {
+			return m.rollback(fmt.Errorf("the destination's page server exited %d: pages are missing", p.Code))
+		}
+		if p.Done {
+			s.PageBytes = p.PageBytes
+			break
+		}
+		if p.Moved != lastMoved {
+			last, lastMoved = m.now(), p.Moved
+		} else if m.now().Sub(last) > time.Duration(o.Timeouts.NoProgress) {
+			return m.rollback(fmt.Errorf("the destination's page server did not finish: nothing moved for %v", time.Duration(o.Timeouts.NoProgress)))
+		}
+		if m.now().Sub(m.start) > time.Duration(o.Timeouts.Total) {
+			return m.rollback(fmt.Errorf("not done within %v", time.Duration(o.Timeouts.Total)))
+		}
+		select {
+		case <-ctx.Done():
+			return m.rollback(ctx.Err())
+		case <-time.After(m.poll):
+		}
+	}
+
+	m.phase(PhaseTransfer)
+	remote, err := dst.Send(ctx, file)
+	if err != nil {
+		return m.rollback(err)
+	}
+	m.phase(PhaseRestore)
+	if err := dst.Restore(ctx, o.Container, remote); err != nil {
+		return m.rollback(err)
+	}
+	s.DowntimeMS = m.now().Sub(frozen).Milliseconds()
+	s.DestinationState = "running, every page moved"
+
+	m.phase(PhaseCommit)
+	// The source's frozen tasks go now: the destination runs.
+	s.SourceState = "stopped"
+	cerr := src.Abort(ctx, m.c.ID, o.MigrationID)
+	if cerr != nil {
+		s.SourceState = "stopped; deleting its frozen tasks failed (they stay frozen, never resumed): " + cerr.Error()
+	}
+	return m.committed(cerr)
+}
+
+// committed finishes a migration whose destination runs with every page:
+// --rm, and the destination's files.
+func (m *run) committed(cerr error) (*Summary, error) {
+	if m.o.RemoveSource {
+		if err := m.src.Remove(m.ctx, m.o.Container); err != nil {
+			cerr = errors.Join(cerr, err)
+		} else {
+			m.s.SourceState = "removed"
+		}
+	}
+	cerr = errors.Join(cerr, m.dst.Cleanup(m.ctx, m.c.ID, m.o.MigrationID))
+	m.phase(PhaseDone)
+	m.s.TotalMS = m.now().Sub(m.start).Milliseconds()
+	if cerr != nil {
+		// Committed: the migration stands; only tidying failed.
+		m.s.Error = "after commit: " + cerr.Error()
+	}
+	return m.s, nil
+}
+
+// lazy: the source's lazy page server comes up at its checkpoint; the
+// destination runs at once and faults every page in.
+func (m *run) lazy(addr string) (*Summary, error) {
+	ctx, src, dst, o, s, c := m.ctx, m.src, m.dst, m.o, m.s, m.c
+	now := m.now
+	var err error
+	if m.material, err = pki.NewTLSMaterial([]string{addr}, time.Duration(o.Timeouts.Total)+time.Hour, now()); err != nil {
+		return m.failf("%w", err)
+	}
+	m.plan = &migrate.Plan{Version: migrate.PlanVersion, Mode: migrate.ModeLazy, MigrationID: o.MigrationID,
+		PageServer: migrate.PageServer{Address: addr, Port: o.Port}, Timeouts: o.Timeouts, Status: migrate.StatusPlanned}
+	if err := src.Prepare(ctx, c.ID, m.plan, pki.RoleServer, m.material); err != nil {
+		return m.failf("%w; %v", err, m.cleanPlans())
+	}
+	if err := dst.Prepare(ctx, c.ID, m.plan, pki.RoleClient, m.material); err != nil {
+		return m.failf("%w; %v", errors.Join(err, m.cleanPlans()), "the source was not touched")
+	}
+
+	m.phase(PhaseCheckpoint)
+	frozen := now()
+	file, err := m.checkpoint()
+	if err != nil {
+		return s, err
 	}
 	s.SourceState = "dumped; its page server holds the memory"
 
-	// From here until the destination runs, a failure rolls back.
-	rollback := func(cause error) (*Summary, error) {
-		rerr := dst.RemoveID(ctx, c.ID)
-		s.DestinationState = "removed"
-		if rerr != nil {
-			s.DestinationState = "unknown: " + rerr.Error()
-		}
-		if err := dst.Abort(ctx, c.ID, o.MigrationID); err != nil {
-			rerr = errors.Join(rerr, err)
-		}
-		if err := src.Rollback(ctx, c, plan, material); err != nil {
-			s.SourceState = "LOST: rollback failed: " + err.Error()
-			return failf("%w; rolling back: %w", cause, errors.Join(rerr, err))
-		}
-		s.SourceState = "running (rolled back)"
-		// The plan must not outlive the migration: a later checkpoint
-		// would act on it.
-		rerr = errors.Join(rerr, src.Cleanup(ctx, c.ID, o.MigrationID))
-		if rerr != nil {
-			return failf("%w; the source runs again; tidying the destination failed: %w", cause, rerr)
-		}
-		return failf("%w; the source runs again, the destination has nothing", cause)
-	}
-
-	phase(PhaseTransfer)
+	m.phase(PhaseTransfer)
 	remote, err := dst.Send(ctx, file)
 	if err != nil {
-		return rollback(err)
+		return m.rollback(err)
 	}
 	if p, err := src.Progress(ctx, o.MigrationID); err != nil {
-		return rollback(fmt.Errorf("cannot tell whether the source's page server serves: %w", err))
+		return m.rollback(fmt.Errorf("cannot tell whether the source's page server serves: %w", err))
 	} else if p.Done {
-		return rollback(fmt.Errorf("the source's page server is gone before the destination ran (exit %d)", p.Code))
+		return m.rollback(fmt.Errorf("the source's page server is gone before the destination ran (exit %d)", p.Code))
 	}
 
-	phase(PhaseRestore)
+	m.phase(PhaseRestore)
 	if err := dst.Restore(ctx, o.Container, remote); err != nil {
-		return rollback(err)
+		return m.rollback(err)
 	}
 	s.DowntimeMS = now().Sub(frozen).Milliseconds()
 	s.DestinationState = "running, faulting pages in"
 
 	// After this point the destination has run: no rollback. A broken
 	// stream kills it (the shim's supervisor); we wait and report.
-	phase(PhasePages)
+	m.phase(PhasePages)
 	last, lastMoved := now(), int64(-1)
 	for {
 		sp, serr := src.Progress(ctx, o.MigrationID)
@@ -265,7 +441,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			// The control channel broke; the destination's supervisor still
 			// guards its pages. Say what is known.
 			s.DestinationState = "unknown (control channel: " + derr.Error() + ")"
-			return failf("cannot watch the destination: %w", derr)
+			return m.failf("cannot watch the destination: %w", derr)
 		case dp.Done && dp.Code != 0:
 			// The daemon's supervisor killed the container the moment the
 			// daemon died; kill it again in case the supervisor died too.
@@ -276,12 +452,15 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			s.SourceState = sourceAfter(sp, serr)
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
 			_ = dst.Abort(ctx, c.ID, o.MigrationID)
-			return failf("the page stream broke (lazy-pages daemon exit %d)", dp.Code)
+			return m.failf("the page stream broke (lazy-pages daemon exit %d)", dp.Code)
 		case serr == nil && sp.Done && sp.Code != 0:
 			// The daemon sees the broken stream and fails; its supervisor
 			// kills the destination. Wait for that rather than report early.
 		case dp.Done && serr == nil && sp.Done:
-			goto committed
+			m.phase(PhaseCommit)
+			s.DestinationState = "running, every page moved"
+			s.SourceState = "stopped"
+			return m.committed(src.Cleanup(ctx, c.ID, o.MigrationID))
 		}
 		if moved := sp.Moved + dp.Moved; moved != lastMoved {
 			last, lastMoved = now(), moved
@@ -294,42 +473,22 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
 			s.DestinationState = "killed: no progress"
 			s.SourceState = "stopped; its page server was stopped"
-			return failf("no page moved for %v", time.Duration(o.Timeouts.NoProgress))
+			return m.failf("no page moved for %v", time.Duration(o.Timeouts.NoProgress))
 		}
-		if now().Sub(start) > time.Duration(o.Timeouts.Total) {
+		if now().Sub(m.start) > time.Duration(o.Timeouts.Total) {
 			_ = dst.Abort(ctx, c.ID, o.MigrationID)
 			_ = dst.RemoveID(ctx, c.ID)
 			_ = src.Abort(ctx, c.ID, o.MigrationID)
 			s.DestinationState = "killed: total timeout"
 			s.SourceState = "stopped; its page server was stopped"
-			return failf("not done within %v", time.Duration(o.Timeouts.Total))
+			return m.failf("not done within %v", time.Duration(o.Timeouts.Total))
 		}
 		select {
 		case <-ctx.Done():
-			return failf("%w", ctx.Err())
-		case <-time.After(poll):
+			return m.failf("%w", ctx.Err())
+		case <-time.After(m.poll):
 		}
 	}
-committed:
-	phase(PhaseCommit)
-	s.DestinationState = "running, every page moved"
-	s.SourceState = "stopped"
-	var cerr error
-	if o.RemoveSource {
-		if err := src.Remove(ctx, o.Container); err != nil {
-			cerr = err
-		} else {
-			s.SourceState = "removed"
-		}
-	}
-	cerr = errors.Join(cerr, src.Cleanup(ctx, c.ID, o.MigrationID), dst.Cleanup(ctx, c.ID, o.MigrationID))
-	phase(PhaseDone)
-	s.TotalMS = now().Sub(start).Milliseconds()
-	if cerr != nil {
-		// Committed: the migration stands; only tidying failed.
-		s.Error = "after commit: " + cerr.Error()
-	}
-	return s, nil
 }
 
 func sourceAfter(p Progress, err error) string {

@@ -23,6 +23,10 @@ type fake struct {
 	role     string
 	failAt   string     // method name that fails
 	progress []Progress // returned in turn, the last repeated
+	// stopsAtCheckpoint: Inspect says stopped once Checkpoint ran (a
+	// failure after the dump).
+	stopsAtCheckpoint bool
+	checkpointed      bool
 }
 
 func (f *fake) rec(m string) error {
@@ -54,9 +58,10 @@ func (f *fake) Progress(context.Context, string) (Progress, error) {
 func (f *fake) Abort(context.Context, string, string) error   { return f.rec("Abort") }
 func (f *fake) Cleanup(context.Context, string, string) error { return f.rec("Cleanup") }
 func (f *fake) Inspect(context.Context, string) (Container, error) {
-	return Container{ID: "abc", Name: "ctr", Running: true}, f.rec("Inspect")
+	return Container{ID: "abc", Name: "ctr", Running: !(f.stopsAtCheckpoint && f.checkpointed)}, f.rec("Inspect")
 }
 func (f *fake) Checkpoint(context.Context, string) (string, int64, error) {
+	f.checkpointed = true
 	return "/tmp/x.tar", 1000, f.rec("Checkpoint")
 }
 func (f *fake) Rollback(context.Context, Container, *migrate.Plan, *pki.TLSMaterial) error {
@@ -69,8 +74,112 @@ func (f *fake) Send(context.Context, string) (string, error) { return "/r/x.tar"
 func (f *fake) Restore(context.Context, string, string) error {
 	return f.rec("Restore")
 }
-func (f *fake) PageServerAddress(context.Context) (string, error) {
-	return "10.0.0.2", f.rec("PageServerAddress")
+func (f *fake) Addresses(context.Context) (Addresses, error) {
+	return Addresses{Source: "10.0.0.2", Destination: "10.0.0.1"}, f.rec("Addresses")
+}
+
+func (f *fake) ServePages(_ context.Context, _ string, p *migrate.Plan, _ *pki.TLSMaterial) (int, error) {
+	if p.Mode != migrate.ModeStream || p.PageServer.Address != "10.0.0.1" {
+		return 0, errors.New("page server for the wrong mode or address")
+	}
+	return 4322, f.rec("ServePages")
+}
+
+var received = Progress{Done: true, Moved: 2, PageBytes: 1 << 20}
+
+// TestRunStream walks a streamed migration through each failure point.
+// The promise: until the destination runs, every failure leaves the
+// source running (resumed by crhook-runtime when nothing was dumped,
+// rolled back from its frozen tasks when it was) and the destination's
+// half removed by ID with its page server; the destination runs only
+// once its page server got every page; then the source's frozen tasks
+// are deleted: one copy.
+func TestRunStream(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		srcFail, dstFail string
+		dstProg          []Progress
+		stops, rm        bool
+		wantErr          string
+		want, never      []string
+		srcState         string
+		dstState         string
+	}{
+		{name: "success", dstProg: []Progress{serving, received},
+			want:     []string{"dst.Addresses", "dst.ServePages", "src.Prepare", "src.Checkpoint", "dst.Progress", "dst.Send", "dst.Restore", "src.Abort", "dst.Cleanup"},
+			never:    []string{"src.Rollback", "dst.Remove", "src.Remove", "src.Progress", "dst.Prepare", "dst.Abort"},
+			srcState: "stopped", dstState: "running, every page moved"},
+		{name: "success --rm", rm: true, dstProg: []Progress{received},
+			want: []string{"dst.Restore", "src.Abort", "src.Remove"}, never: []string{"src.Rollback"}, srcState: "removed"},
+		{name: "page server does not start", dstFail: "ServePages", wantErr: "dst ServePages broke",
+			want: []string{"dst.Abort"}, never: []string{"src.Prepare", "src.Checkpoint"}, srcState: "running"},
+		{name: "source prepare fails", srcFail: "Prepare", wantErr: "src Prepare broke",
+			want: []string{"dst.ServePages", "src.Abort", "dst.Abort"}, never: []string{"src.Checkpoint"}, srcState: "running"},
+		{name: "dump fails, container resumed", srcFail: "Checkpoint", wantErr: "src Checkpoint broke",
+			want: []string{"src.Abort", "dst.Abort"}, never: []string{"dst.Send", "src.Rollback"}, srcState: "running"},
+		{name: "podman fails after the dump", srcFail: "Checkpoint", stops: true, wantErr: "src Checkpoint broke",
+			want: []string{"dst.Remove", "dst.Abort", "src.Rollback", "src.Cleanup"}, never: []string{"dst.Send", "src.Abort"},
+			srcState: "running (rolled back)", dstState: "removed"},
+		{name: "page server killed mid-dump", dstProg: []Progress{broken}, wantErr: "page server exited 1",
+			want: []string{"dst.Progress", "dst.Remove", "dst.Abort", "src.Rollback", "src.Cleanup"}, never: []string{"dst.Send", "dst.Restore", "src.Abort"},
+			srcState: "running (rolled back)", dstState: "removed"},
+		{name: "page server never finishes", dstProg: []Progress{serving}, wantErr: "did not finish",
+			want: []string{"dst.Remove", "src.Rollback"}, never: []string{"dst.Send"}, srcState: "running (rolled back)"},
+		{name: "ssh drops after the dump", dstFail: "Progress", dstProg: []Progress{received}, wantErr: "dst Progress broke",
+			want: []string{"dst.Remove", "src.Rollback"}, never: []string{"dst.Send", "src.Abort"}, srcState: "running (rolled back)"},
+		{name: "copy fails", dstFail: "Send", dstProg: []Progress{received}, wantErr: "dst Send broke",
+			want: []string{"dst.Remove", "dst.Abort", "src.Rollback"}, never: []string{"dst.Restore"}, srcState: "running (rolled back)"},
+		{name: "destination restore fails", dstFail: "Restore", dstProg: []Progress{received}, wantErr: "dst Restore broke",
+			want: []string{"dst.Restore", "dst.Remove", "dst.Abort", "src.Rollback", "src.Cleanup"}, never: []string{"dst.Cleanup", "src.Abort"},
+			srcState: "running (rolled back)", dstState: "removed"},
+		{name: "rollback fails", dstFail: "Restore", srcFail: "Rollback", dstProg: []Progress{received}, wantErr: "src Rollback broke",
+			want: []string{"src.Rollback"}, never: []string{"src.Abort"}, srcState: "LOST: rollback failed: src Rollback broke"},
+		{name: "deleting the frozen tasks fails after commit", srcFail: "Abort", dstProg: []Progress{received},
+			want: []string{"dst.Restore", "src.Abort", "dst.Cleanup"}, never: []string{"src.Rollback", "dst.Remove"},
+			srcState: "stopped; deleting its frozen tasks failed (they stay frozen, never resumed): src Abort broke", dstState: "running, every page moved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			if tc.dstProg == nil {
+				tc.dstProg = []Progress{serving}
+			}
+			src := &fake{calls: &calls, role: "src", failAt: tc.srcFail, progress: []Progress{serving}, stopsAtCheckpoint: tc.stops}
+			dst := &fake{calls: &calls, role: "dst", failAt: tc.dstFail, progress: tc.dstProg}
+			clock := time.Unix(0, 0)
+			o := Options{Container: "ctr", Mode: migrate.ModeStream, MigrationID: "m1", RemoveSource: tc.rm, Poll: time.Nanosecond,
+				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
+				Now:      func() time.Time { clock = clock.Add(time.Second); return clock }}
+			s, err := Run(context.Background(), src, dst, o)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
+			}
+			if err != nil && !errors.Is(err, ErrMigration) {
+				t.Errorf("error %v does not wrap ErrMigration", err)
+			}
+			at := 0
+			for _, w := range tc.want {
+				i := slices.Index(calls[at:], w)
+				if i < 0 {
+					t.Fatalf("call %s missing or out of order in %v", w, calls)
+				}
+				at += i + 1
+			}
+			for _, n := range tc.never {
+				if slices.Contains(calls, n) {
+					t.Errorf("call %s must not happen: %v", n, calls)
+				}
+			}
+			if tc.srcState != "" && s.SourceState != tc.srcState {
+				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
+			}
+			if tc.dstState != "" && s.DestinationState != tc.dstState {
+				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
+			}
+			if s.Mode != "stream" {
+				t.Errorf("summary mode %q", s.Mode)
+			}
+		})
+	}
 }
 
 var (
@@ -175,13 +284,20 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 func TestSummaryGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		mode    migrate.Mode
 		dstFail string
-	}{{"summary-committed.json", ""}, {"summary-rolled-back.json", "Restore"}} {
+	}{
+		{"summary-committed.json", "", ""}, {"summary-rolled-back.json", "", "Restore"},
+		{"summary-stream-committed.json", migrate.ModeStream, ""}, {"summary-stream-rolled-back.json", migrate.ModeStream, "Restore"},
+	} {
 		var calls []string
 		src := &fake{calls: &calls, role: "src", progress: []Progress{serving, finished}}
 		dst := &fake{calls: &calls, role: "dst", failAt: tc.dstFail, progress: []Progress{finished}}
+		if tc.mode == migrate.ModeStream {
+			dst.progress = []Progress{received}
+		}
 		clock := time.Unix(0, 0)
-		s, _ := Run(context.Background(), src, dst, Options{Container: "ctr", Port: 4321, MigrationID: "m1", Poll: time.Nanosecond,
+		s, _ := Run(context.Background(), src, dst, Options{Container: "ctr", Mode: tc.mode, Port: 4321, MigrationID: "m1", Poll: time.Nanosecond,
 			Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(time.Minute), Total: migrate.Duration(time.Hour)},
 			Now:      func() time.Time { clock = clock.Add(250 * time.Millisecond); return clock }})
 		got, err := json.MarshalIndent(s, "", "  ")
