@@ -188,8 +188,12 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 			return errors.Join(err, jerr)
 		}
 	} else if err == nil {
-		fmt.Fprintf(out, "container %s moved to %s (%s): downtime under %d ms, %d bytes of image, %d of pages streamed; source %s\n",
-			name, dest, mode, s.DowntimeMS, s.ImageBytes, s.PageBytes, s.SourceState)
+		pages := ""
+		if mode == migrate.ModeStream {
+			pages = fmt.Sprintf(", %d bytes of pages streamed", s.PageBytes)
+		}
+		fmt.Fprintf(out, "container %s moved to %s (%s): downtime under %d ms, %d bytes of image%s; source %s\n",
+			name, dest, mode, s.DowntimeMS, s.ImageBytes, pages, s.SourceState)
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nsource: %s\ndestination: %s", err, s.SourceState, s.DestinationState)
