@@ -194,7 +194,8 @@ if onb podman inspect -f '{{.State.Status}}' $NAME 2>&1 | grep -qx running; then
 	pass "the container runs on $peer"
 	# b asserts its copy's pages itself (its own PASS/FAIL lines).
 	check "$peer finished checking its copy" poll 400 onb test -e /tmp/b-verified
-	check "both memtouch processes run on $peer" sh -c "[ \$(onb pgrep -c -x memtouch) = 2 ]"
+	n=$(onb pgrep -c -x memtouch)
+	check "both memtouch processes run on $peer ($n)" test "$n" = 2
 else
 	# Not waiting for b's page check: it waits for a running container.
 	fail "the container does not run on $peer"
