@@ -36,7 +36,9 @@ func TestCriuOptsFlags(t *testing.T) {
 		{"lazy restore", CriuOpts{LazyPages: true}, Runc, "restore", []string{"--lazy-pages"}, ""},
 		{"crun pre-dump", CriuOpts{PreDump: true, ParentPath: "../r1"}, Crun, "checkpoint", []string{"--pre-dump", "--parent-path", "../r1"}, ""},
 
+		{"crun streamed dump: the page server is in the config", CriuOpts{LeaveRunning: true, PageServer: ps, TLS: testTLS}, Crun, "checkpoint", []string{"--leave-running"}, ""},
 		{"crun lazy", CriuOpts{LazyPages: true}, Crun, "restore", nil, "crun has no --lazy-pages"},
+		{"crun status fd", CriuOpts{LazyPages: true, PageServer: ps, StatusFd: 3, TLS: testTLS}, Crun, "checkpoint", nil, "crun has no --lazy-pages or --status-fd"},
 		{"page server without TLS", CriuOpts{PageServer: ps}, Runc, "checkpoint", nil, "needs TLS material"},
 		{"lazy without page server", CriuOpts{LazyPages: true, StatusFd: 3}, Runc, "checkpoint", nil, "only on this host"},
 		{"lazy without status fd", CriuOpts{LazyPages: true, PageServer: ps, TLS: testTLS}, Runc, "checkpoint", nil, "needs --status-fd"},
@@ -126,6 +128,25 @@ func TestCriuOptsConfLines(t *testing.T) {
 	want := map[string]string{"tls": "", "tls-cacert": tls.CACert, "tls-cert": tls.Cert, "tls-key": tls.Key}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("parsed %v, want %v", got, want)
+	}
+	// crun has no --page-server: its lines go into the file too.
+	ps := &migrate.PageServer{Address: "10.250.13.2", Port: 27277}
+	lines, err = CriuOpts{TLS: tls, PageServer: ps}.ConfLinesFor(Crun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts, err = criuopt.Parse("criu.conf", []byte(strings.Join(lines, "\n")+"\n")); err != nil {
+		t.Fatalf("CRIU would reject crun's lines: %v", err)
+	}
+	for _, st := range sts {
+		got[st.Name()] = st.Value
+	}
+	want["page-server"], want["address"], want["port"] = "", "10.250.13.2", "27277"
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("crun: parsed %v, want %v", got, want)
+	}
+	if runc, _ := (CriuOpts{TLS: tls, PageServer: ps}).ConfLinesFor(Runc); len(runc) != 4 {
+		t.Fatalf("runc takes --page-server as a flag, not in the file: %q", runc)
 	}
 	if lines, err := (CriuOpts{}).ConfLines(); lines != nil || err != nil {
 		t.Fatalf("no TLS: %q %v", lines, err)

@@ -169,7 +169,7 @@ func runWatched(dir, out, rc string, argv []string, total, noProgress time.Durat
 	}
 	// Once the group is gone its id may be reused: nobody may kill it
 	// by the recorded id any more.
-	defer os.Remove(filepath.Join(dir, PGID))
+	defer func() { _ = os.Remove(filepath.Join(dir, PGID)) }()
 	start := time.Now()
 	last, lastIO := start, int64(-1)
 	for {

@@ -247,3 +247,27 @@ func TestStartPageServer(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamCheckpointCrun: a streamed checkpoint with crun as the
+// wrapped runtime is refused (its dump into the page server works, see
+// ConfLinesFor, a restore of it elsewhere is not verified) before the
+// container is paused or dumped.
+func TestStreamCheckpointCrun(t *testing.T) {
+	f := lazyFake(t, streamPlan(migrate.StatusPlanned))
+	script, err := os.ReadFile("testdata/fakeruntime-lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crun := f.write("rt/crun", string(script))
+	if err := os.Chmod(crun, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("etc/crhook/crhook.toml", "state_dir = \""+f.stateDir()+"\"\n[runtime]\npath = \""+crun+"\"\n")
+	code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
+	if code == 0 || !strings.Contains(stderr, "verified with runc only") {
+		t.Fatalf("exit %d, want the refusal: %s", code, stderr)
+	}
+	if calls := f.calls(); strings.Contains(calls, "pause") || strings.Contains(calls, "checkpoint") {
+		t.Errorf("crun was paused or dumped:\n%s", calls)
+	}
+}

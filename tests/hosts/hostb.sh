@@ -58,6 +58,12 @@ in_b() {
 		log "not up (no namespaces pinned at $STATE/ns/mnt and /run/netns/$NAME): run hostb.sh up"
 		return 1
 	fi
+	# B's processes live in B's cgroups: runc places a container whose
+	# cgroupsPath is relative under its caller's own cgroup.
+	local d
+	for d in $(b_cgroups); do
+		[ -d "$d" ] && echo $$ >"$d/cgroup.procs"
+	done
 	exec nsenter --mount="$STATE/ns/mnt" --net="/run/netns/$NAME" -- "$@"
 }
 
@@ -170,11 +176,11 @@ inside_b() {
 	for d in containers crhook criu; do
 		[ -d "$STATE/etc/$d" ] && mount --bind "$STATE/etc/$d" "/etc/$d"
 	done
-	# Each hierarchy's mount is replaced by B's subtree: runc and podman in
-	# B make their cgroups there. Replaced, not covered: runc takes the
-	# first mount of a hierarchy it finds in mountinfo. (No cgroup
-	# namespace: CRIU reads the real paths from /proc/PID/cgroup and
-	# mountinfo's root, as runc does.)
+	# Each hierarchy's mount is replaced by B's subtree, and B's sshd (so
+	# every session) moves into it: runc and podman in B make their cgroups
+	# there. Replaced, not covered: runc takes the first mount of a
+	# hierarchy it finds in mountinfo. (No cgroup namespace: CRIU reads the
+	# real paths from /proc/PID/cgroup and mountinfo's root, as runc does.)
 	local m stage
 	for d in $(b_cgroups); do
 		m=$(dirname "$d")
@@ -184,6 +190,7 @@ inside_b() {
 			cat "$m/cpuset.cpus" >"$d/cpuset.cpus"
 			cat "$m/cpuset.mems" >"$d/cpuset.mems"
 		fi
+		echo $$ >"$d/cgroup.procs"
 		mount --bind "$d" "$stage"
 		umount "$m"
 		mount --bind "$stage" "$m"

@@ -40,6 +40,13 @@ type podmanMigration struct {
 
 func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration {
 	t.Helper()
+	return setupPodmanMigrationOn(t, bed, index, "crhook")
+}
+
+// setupPodmanMigrationOn is setupPodmanMigration with the container run
+// by podman runtime runtime (crhook, or crhook-crun: crhook wrapping crun).
+func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string) *podmanMigration {
+	t.Helper()
 	needRoot(t, "runc", "criu", "crhook")
 	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
 		t.Skipf("CRIU says lazy pages cannot work here (criu check --feature uffd-noncoop): %s", r.err+r.out)
@@ -68,8 +75,8 @@ func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration 
 		t.Fatalf("copy %s to B: %v\n%s", memhogImage, err, out)
 	}
 	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
-	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime crhook --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
-		m.name, m.ctl, memhogImage, m.mib, seed))
+	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime %s --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
+		m.name, runtime, m.ctl, memhogImage, m.mib, seed))
 	eventually(t, 60*time.Second, "memhog ready on B", func() bool {
 		_, err := os.Stat(filepath.Join(m.ctl, "ready"))
 		return err == nil

@@ -136,6 +136,39 @@ func TestCrhookMigrateStream(t *testing.T) {
 	}
 }
 
+// TestCrhookMigrateStreamCrun: with crun 1.28 as the wrapped runtime
+// (podman runtime crhook-crun, tests/setup-crun.sh) a stream is refused
+// by crhook-runtime before anything is paused or dumped: the source runs
+// on with every page, the destination holds nothing and its page server
+// is gone. (crun's dump into the page server works through the CRIU
+// config; its restore on another host is not verified: see
+// docs/migration.md.)
+func TestCrhookMigrateStreamCrun(t *testing.T) {
+	if _, err := os.Stat("/usr/local/libexec/crhook-test/crhook-crun"); err != nil {
+		t.Skip("podman runtime crhook-crun (crhook wrapping crun 1.28 +CRIU) is not set up: run tests/setup-crun.sh")
+	}
+	m := setupPodmanMigrationOn(t, "crhook-sc", 14, "crhook-crun")
+	m.mode = "stream"
+	r, s := m.migrate(t)
+	if r.code == 0 || !strings.Contains(r.err, "verified with runc only") {
+		t.Fatalf("crhook migrate --mode stream of a crun container: want crhook-runtime's refusal: %s", r)
+	}
+	if got := m.state(t, false); got != "running" {
+		t.Fatalf("source container on B after the refusal: %q, want running", got)
+	}
+	if src, _ := s["source_state"].(string); src != "running" {
+		t.Errorf("summary's source_state %q, want running", src)
+	}
+	if got := m.state(t, true); got != "" {
+		t.Errorf("destination holds the container (%s)", got)
+	}
+	line := m.ask(t, "check", 120*time.Second)
+	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
+		t.Fatalf("memory of the source after the refusal: %s", line)
+	}
+	m.noMigrationLeft(t, s)
+}
+
 // TestCrhookMigrateStreamPageServerKilled: A's page server is killed
 // while the dump streams into it. The promise: the source runs again
 // with every page intact, A holds nothing of the migration.

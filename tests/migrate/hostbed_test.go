@@ -60,6 +60,14 @@ func TestHostBed(t *testing.T) {
 	if out := mustRun(t, "podman", "ps", "-a", "--format", "{{.ID}}"); strings.Contains(out, id[:12]) {
 		t.Error("B's container shows up in A's podman")
 	}
+	// B's cgroups are its own: a migrated container keeps its ID, and a
+	// shared cgroup would let B's frozen copy freeze A's.
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/freezer/crhook-b-"+h.name, "libpod_parent/libpod-"+id)); err != nil {
+		t.Errorf("B's container is not in B's cgroup subtree: %v", err)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/freezer/libpod_parent/libpod-" + id); err == nil {
+		t.Error("B's container has a cgroup where A's namesake would")
+	}
 	if !strings.Contains(h.mustSSH(t, "findmnt -n -o SOURCE /run"), "tmpfs-"+h.name) {
 		t.Error("B's /run (runroot, runc and crhook state) is not its own tmpfs")
 	}
@@ -139,6 +147,9 @@ func assertGone(t *testing.T, name, state, id string) {
 		if cg, _ := os.ReadFile(p + "/cgroup"); strings.Contains(string(cg), id) {
 			t.Errorf("process %s of B's container %s left behind", p, id[:12])
 		}
+	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/crhook-b-" + name); len(left) > 0 {
+		t.Errorf("B's cgroup subtrees left behind: %v", left)
 	}
 	if id != "" {
 		if left, _ := filepath.Glob("/sys/fs/cgroup/*/libpod_parent/libpod-" + id); len(left) > 0 {

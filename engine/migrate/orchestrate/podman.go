@@ -263,8 +263,11 @@ func (h *PodmanHost) ServePages(ctx context.Context, id string, p *migrate.Plan,
 		return 0, fmt.Errorf("start the page server on %s: %w", h.R.Where(), err)
 	}
 	var ans struct{ Port int }
-	if err := json.Unmarshal(out, &ans); err != nil || ans.Port < 1 || ans.Port > 65535 {
-		return 0, fmt.Errorf("the page server on %s answered %q (%v): no port", h.R.Where(), out, err)
+	if err := json.Unmarshal(out, &ans); err != nil {
+		return 0, fmt.Errorf("decode the page server's port from %s: %w: %q", h.R.Where(), err, out)
+	}
+	if ans.Port < 1 || ans.Port > 65535 {
+		return 0, fmt.Errorf("the page server on %s answered %q: no port", h.R.Where(), out)
 	}
 	return ans.Port, nil
 }

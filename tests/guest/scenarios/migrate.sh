@@ -1,7 +1,8 @@
 #!/bin/sh
 # Cross-kernel migration between two guests on their private link
-# (run.sh --link): `crhook migrate --mode lazy` of a podman container
-# running memtouch, from guest "a" to guest "b", over ssh on the link.
+# (run.sh --link): `crhook migrate --mode stream` of one podman container
+# running memtouch, then `crhook migrate --mode lazy` of another, from
+# guest "a" to guest "b", over ssh on the link.
 #
 #   migrate.sh a|b MY_ADDR PEER_ADDR
 #
@@ -11,17 +12,17 @@
 # both ends over ssh; b checks every page of the container it received
 # and that it keeps running. b stays up until a says it is done.
 #
-# Asserted: the migration succeeds (JSON summary phase done, source
-# stopped); on b the container runs and memtouch verifies every page
-# (each faulted in from a's page server) and keeps writing (heartbeat);
-# on a the container is stopped and no memtouch runs: exactly one running
-# copy. `--mode stream` is not built yet: that part is skipped, with the
-# reason crhook gives.
+# Asserted, for each: the migration succeeds (JSON summary phase done,
+# source stopped, its mode); on b the container runs and memtouch verifies
+# every page (streamed into b's page server, or faulted in from a's) and
+# keeps writing (heartbeat); on a the container is stopped and its
+# memtouch gone: exactly one running copy.
 . ./lib.sh
 
 role=$1 me=$2 peer=$3
 IMAGE=localhost/crhook-test/busybox
 NAME=mig
+SNAME=mig-stream # the container moved with --mode stream
 # Small: under TCG each lazily faulted page costs ~65 ms (8 MiB took
 # 130 s to fault in on b), so the test's time is this size.
 MIB=${MIGRATE_MIB:-4}
@@ -38,13 +39,14 @@ cp memtouch /var/lib/crhook-test/bin/memtouch
 must "peer $peer answers ping" poll 120 busybox ping -c 1 -W 1 "$peer"
 pass "ping: $(busybox ping -c 3 -q "$peer" | tail -n 1)"
 
-# verify: make memtouch check every page; prints its verify line. Counts
-# the lines first: podman's log may hold older ones.
+# verify [CONTAINER]: make memtouch check every page; prints its verify
+# line. Counts the lines first: podman's log may hold older ones.
 verify() {
-	_before=$(podman logs $NAME 2>/dev/null | grep -c '^verify')
-	podman kill -s USR1 $NAME >/dev/null || return 1
-	poll 180 sh -c "[ \$(podman logs $NAME 2>/dev/null | grep -c '^verify') -gt $_before ]" || return 1
-	podman logs $NAME | grep '^verify' | tail -n 1
+	_c=${1:-$NAME}
+	_before=$(podman logs $_c 2>/dev/null | grep -c '^verify')
+	podman kill -s USR1 $_c >/dev/null || return 1
+	poll 180 sh -c "[ \$(podman logs $_c 2>/dev/null | grep -c '^verify') -gt $_before ]" || return 1
+	podman logs $_c | grep '^verify' | tail -n 1
 }
 
 if [ "$role" = b ]; then
@@ -67,39 +69,47 @@ EOF
 	must "sshd starts" /usr/sbin/sshd -f /etc/crhook-test-ssh/sshd_config -E /tmp/sshd.log
 	touch /tmp/b-ready
 
-	step "wait for the container"
-	# a touches /tmp/migrate-done when it ends, early on a failure too.
-	poll 600 sh -c "podman inspect -f '{{.State.Status}}' $NAME 2>/dev/null | grep -qx running || test -e /tmp/migrate-done"
-	if podman inspect -f '{{.State.Status}}' $NAME 2>/dev/null | grep -qx running; then
-		pass "container $NAME runs here after the migration"
-	else
-		fail "container $NAME never ran here (sshd log below)"
-		tail -n 20 /tmp/sshd.log | indent
-	fi
-	check "it runs under the crhook runtime" sh -c "podman inspect -f '{{.OCIRuntime}}' $NAME | grep -qx crhook"
-	if line=$(verify); then
-		case $line in
-		"verify ok"*) pass "every page verified here (faulted in from $peer): $line" ;;
-		*) fail "page check here: $line" ;;
-		esac
-		w1=$(echo "$line" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
-		if line2=$(verify); then
-			w2=$(echo "$line2" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
-			[ "${w2:-0}" -gt "${w1:-0}" ] && case $line2 in "verify ok"*) true ;; *) false ;; esac &&
-				pass "heartbeat: memtouch keeps writing (writes $w1 -> $w2), pages still intact" ||
-				fail "heartbeat: writes $w1 -> ${w2:-?}: $line2"
+	# receive CONTAINER HOW: wait for CONTAINER to run here, then check it.
+	receive() {
+		_c=$1 _how=$2
+		step "wait for container $_c"
+		# a touches /tmp/migrate-done when it ends, early on a failure too.
+		poll 600 sh -c "podman inspect -f '{{.State.Status}}' $_c 2>/dev/null | grep -qx running || test -e /tmp/migrate-done"
+		if podman inspect -f '{{.State.Status}}' $_c 2>/dev/null | grep -qx running; then
+			pass "container $_c runs here after the migration"
 		else
-			fail "memtouch did not answer a second SIGUSR1"
+			fail "container $_c never ran here (sshd log below)"
+			tail -n 20 /tmp/sshd.log | indent
+			return
 		fi
-	else
-		fail "memtouch did not answer SIGUSR1 here"
-		ps -eo pid,stat,time,args | grep -v ' \[' | tail -n 15 | indent
-		tail -n 15 /run/crhook/migrations/*/lazy-pages.log 2>&1 | indent
-	fi
+		check "$_c runs under the crhook runtime" sh -c "podman inspect -f '{{.OCIRuntime}}' $_c | grep -qx crhook"
+		if line=$(verify $_c); then
+			case $line in
+			"verify ok"*) pass "every page of $_c verified here ($_how): $line" ;;
+			*) fail "page check of $_c here: $line" ;;
+			esac
+			w1=$(echo "$line" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
+			if line2=$(verify $_c); then
+				w2=$(echo "$line2" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
+				[ "${w2:-0}" -gt "${w1:-0}" ] && case $line2 in "verify ok"*) true ;; *) false ;; esac &&
+					pass "heartbeat: memtouch in $_c keeps writing (writes $w1 -> $w2), pages still intact" ||
+					fail "heartbeat of $_c: writes $w1 -> ${w2:-?}: $line2"
+			else
+				fail "memtouch in $_c did not answer a second SIGUSR1"
+			fi
+		else
+			fail "memtouch in $_c did not answer SIGUSR1 here"
+			ps -eo pid,stat,time,args | grep -v ' \[' | tail -n 15 | indent
+			tail -n 15 /run/crhook/migrations/*/lazy-pages.log /run/crhook/migrations/*/page-server.log 2>&1 | indent
+		fi
+	}
+	receive $SNAME "streamed into this host's page server from $peer"
+	echo ok >/tmp/b-stream-verified
+	receive $NAME "faulted in from $peer"
 	echo ok >/tmp/b-verified
 	step "wait for $peer to finish"
 	check "$peer says it is done" poll 600 test -e /tmp/migrate-done
-	podman rm -f -t 0 $NAME >/dev/null 2>&1
+	podman rm -f -t 0 $NAME $SNAME >/dev/null 2>&1
 	summary
 	exit
 fi
@@ -127,19 +137,36 @@ must "ssh to $peer (key auth, known host key)" poll 300 onb test -e /tmp/b-ready
 # However this ends, b stops waiting.
 trap 'onb touch /tmp/migrate-done 2>/dev/null' EXIT
 
-step "container on $me"
-must "podman --runtime crhook run" podman --runtime crhook run -d --name $NAME --network none \
-	-v /var/lib/crhook-test/bin:/t:ro "$IMAGE" /t/memtouch -mib "$MIB" -dirty 32 -interval 50ms
-must "memtouch filled $MIB MiB" poll 120 sh -c "podman logs $NAME | grep -q ^ready"
-line=$(verify) && case $line in "verify ok"*) pass "pages verified before the migration: $line" ;;
-*) fail "page check before the migration: $line" ;; esac
+for c in $SNAME $NAME; do
+	step "container $c on $me"
+	must "podman --runtime crhook run $c" podman --runtime crhook run -d --name $c --network none \
+		-v /var/lib/crhook-test/bin:/t:ro "$IMAGE" /t/memtouch -mib "$MIB" -dirty 32 -interval 50ms
+	must "memtouch in $c filled $MIB MiB" poll 120 sh -c "podman logs $c | grep -q ^ready"
+	line=$(verify $c) && case $line in "verify ok"*) pass "pages of $c verified before the migration: $line" ;;
+	*) fail "page check of $c before the migration: $line" ;; esac
+done
 
-step "crhook migrate --mode stream"
-if out=$(crhook migrate $NAME ssh://guestb --mode stream --ssh-config $CFG --dry-run 2>&1); then
-	fail "crhook migrate --mode stream --dry-run accepted: this scenario does not test stream mode yet; add it"
+step "crhook migrate --mode stream $SNAME ssh://guestb"
+t1=$(cut -d' ' -f1 /proc/uptime)
+if crhook migrate $SNAME ssh://guestb --mode stream --ssh-config $CFG --format json \
+	--connect-timeout 60s --no-progress-timeout 60s --timeout 5m >/tmp/summary-stream.json 2>/tmp/migrate-stream.err; then
+	pass "crhook migrate --mode stream exited 0 after $(awk -v a="$t1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s"
 else
-	echo "SKIP  stream mode: not built; crhook says: $(echo "$out" | head -n 1)"
+	fail "crhook migrate --mode stream failed"
+	tail -n 30 /tmp/migrate-stream.err | indent
+	tail -n 15 /run/crhook/migrations/*/dump.out 2>&1 | indent
 fi
+indent </tmp/summary-stream.json
+check "stream summary: phase done" grep -q '"phase": *"done"' /tmp/summary-stream.json
+check "stream summary: source stopped" grep -q '"source_state": *"stopped"' /tmp/summary-stream.json
+check "stream summary: mode stream" grep -q '"mode": *"stream"' /tmp/summary-stream.json
+st=$(podman inspect -f '{{.State.Status}}' $SNAME 2>&1)
+case $st in
+running) fail "the source container $SNAME still runs here" ;;
+*) pass "source container $SNAME here: $st" ;;
+esac
+check "no frozen copy of $SNAME here (runc list)" sh -c "! runc list -q | grep -q \$(podman inspect -f '{{.ID}}' $SNAME)"
+check "$peer finished checking the streamed copy" poll 400 onb test -e /tmp/b-stream-verified
 
 step "crhook migrate --mode lazy $NAME ssh://guestb"
 t1=$(cut -d' ' -f1 /proc/uptime)
@@ -167,10 +194,11 @@ if onb podman inspect -f '{{.State.Status}}' $NAME 2>&1 | grep -qx running; then
 	pass "the container runs on $peer"
 	# b asserts its copy's pages itself (its own PASS/FAIL lines).
 	check "$peer finished checking its copy" poll 400 onb test -e /tmp/b-verified
-	check "memtouch still runs on $peer" onb pgrep -x memtouch
+	n=$(onb pgrep -c -x memtouch)
+	check "both memtouch processes run on $peer ($n)" test "$n" = 2
 else
 	# Not waiting for b's page check: it waits for a running container.
 	fail "the container does not run on $peer"
 fi
-podman rm -f -t 0 $NAME >/dev/null 2>&1
+podman rm -f -t 0 $NAME $SNAME >/dev/null 2>&1
 summary
