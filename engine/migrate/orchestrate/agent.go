@@ -174,22 +174,6 @@ func AgentProgress(stateDir, role, migID string) (Progress, error) {
 	return p, nil
 }
 
-// supervisorAlive: the group's leader, the supervisor shell, still runs.
-// Between its command's exit and the status file it writes, the group
-// holds only shells and its timer's sleep: that is not "killed".
-func supervisorAlive(pgid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pgid))
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if err != nil || i < 0 {
-		return false
-	}
-	// state ppid pgrp: alive, and (the pid may have been reused) still
-	// the leader of the group.
-	f := strings.Fields(s[i+1:])
-	return len(f) > 2 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid)
-}
-
 // AgentAbort kills migration migID's CRIU processes on this host and
 // removes its plan and files.
 func AgentAbort(stateDir, id, migID string) error {
