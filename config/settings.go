@@ -119,6 +119,8 @@ type SettingsFile struct {
 	Path  string
 	Data  []byte
 	Found bool
+	// DropIn: listed from the drop-in directory (SettingsDropIn).
+	DropIn bool
 }
 
 // ReadSettingsFiles reads every settings file in load order, trusted
@@ -131,10 +133,12 @@ func (p Paths) ReadSettingsFiles() ([]SettingsFile, error) {
 		return nil, err
 	}
 	files := make([]SettingsFile, 0, len(names))
-	for _, f := range names {
+	for i, f := range names {
 		if f == "" {
 			continue
 		}
+		// SettingsFiles: the two files, the drop-ins, then $CRHOOK_CONFIG.
+		dropIn := i >= 2 && (p.SettingsEnv == "" || i < len(names)-1)
 		data, found, err := readTrusted(f)
 		if err != nil {
 			return files, err
@@ -143,7 +147,7 @@ func (p Paths) ReadSettingsFiles() ([]SettingsFile, error) {
 			return files, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
 				Hint: "create it or unset " + EnvConfig}
 		}
-		files = append(files, SettingsFile{Path: f, Data: data, Found: found})
+		files = append(files, SettingsFile{Path: f, Data: data, Found: found, DropIn: dropIn})
 	}
 	return files, nil
 }

@@ -24,11 +24,11 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 func Shim(args []string, paths config.Paths, host *Host) int {
 	inv := parseArgs(args)
 	step := stepFor(inv)
-	files, rerr := paths.ReadSettingsFiles()
 	cached := false
-	if step == nil && rerr == nil {
-		cached = passCached(inv, paths.Cache, files, host) // returns only when it did not exec
+	if step == nil {
+		cached = passCached(inv, paths, host) // returns only when it did not exec
 	}
+	files, rerr := readSettings(paths)
 	settings, serr := loadSettings(files, rerr, paths, inv, host.Stderr)
 	if settings == nil {
 		return 127
@@ -40,8 +40,11 @@ func Shim(args []string, paths config.Paths, host *Host) int {
 	}
 	r := &runner{inv: inv, rt: &binary{path: path, host: host}, settings: settings, settingsErr: serr, paths: paths, stderr: host.Stderr}
 	if step == nil {
-		if serr == nil && !cached {
-			_ = writeSettingsCache(paths.Cache, files, settings.Runtime.Path) // for the next call; a courtesy
+		if serr == nil && !cached && paths.Cache != "" {
+			// For the next call; a courtesy.
+			if c, err := newSettingsCache(paths, files, settings.Runtime.Path); err == nil {
+				_ = writeSettingsCache(paths.Cache, c)
+			}
 		}
 		return r.exec() // pass-through: a bare execve, explained only if it fails
 	}
@@ -56,16 +59,21 @@ func Shim(args []string, paths config.Paths, host *Host) int {
 	return step(r)
 }
 
-// passCached is the pass-through path while the settings files are
-// those the settings cache was decoded from (settingscache.go): runtime.path
-// comes from the cache, and the runtime replaces crhook. It returns only
-// when it did not exec: hit is false on a miss. When the cached runtime
-// cannot be found or run, the full path runs next and says why in the
-// settings' words (a failed execve changes nothing).
-func passCached(inv invocation, dir string, files []config.SettingsFile, host *Host) (hit bool) {
-	name, ok := cachedRuntimePath(dir, files)
+// passCached is the pass-through path while the settings files are as
+// the settings cache recorded them (settingscache.go): runtime.path comes
+// from the cache, and the runtime replaces crhook; the settings files are
+// neither read nor decoded. It returns only when it did not exec: hit is
+// false on a miss. When the cached runtime cannot be found or run, the
+// full path runs next and says why in the settings' words (a failed
+// execve changes nothing).
+func passCached(inv invocation, p config.Paths, host *Host) (hit bool) {
+	name, rewrite, ok := cachedRuntimePath(p)
 	if !ok {
 		return false
+	}
+	if rewrite != nil {
+		rewrite.at = cacheNow().UnixNano() // after every entry was checked
+		_ = writeSettingsCache(p.Cache, rewrite)
 	}
 	path, err := lookRuntime(name, func() config.Loc { return config.Loc{} })
 	if err == nil {
@@ -161,9 +169,13 @@ func loadSettings(files []config.SettingsFile, readErr error, paths config.Paths
 	return settings, serr
 }
 
-// decodeSettings is config.DecodeSettings; tests count its calls to show
-// that a pass-through call served by the settings cache decodes nothing.
-var decodeSettings = config.DecodeSettings
+// readSettings and decodeSettings are config's; tests count their calls
+// to show that a pass-through call served by the settings cache reads
+// and decodes nothing.
+var (
+	readSettings   = config.Paths.ReadSettingsFiles
+	decodeSettings = config.DecodeSettings
+)
 
 // runner is one invocation of the shim: the command line, the runtime it
 // wraps, and what its steps learn on the way.

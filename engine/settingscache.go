@@ -2,112 +2,377 @@ package engine
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/crhook/crhook/config"
 	"github.com/crhook/crhook/config/safefile"
 )
 
 // The settings cache lets a pass-through call (state, kill, exec, start:
-// most of what podman runs) find runtime.path without decoding TOML.
-// Decoding the shipped crhook.toml and the admin's files costs more than
-// everything else crhook adds to such a call, and they rarely change.
+// most of what podman runs) find runtime.path without reading or decoding
+// the settings files. Decoding the shipped crhook.toml and the admin's
+// files cost more than everything else crhook adds to such a call, and on
+// this kind of VM every page of memory a process touches for the first
+// time costs too; the files rarely change.
 //
-// The cache holds runtime.path beside the exact bytes of every settings
-// file it was decoded from, in load order, and which files were absent.
-// A call still lists and reads every file (trusted, as always) and uses
-// the cached value only when the bytes are the same; anything else (an
-// edit, a drop-in added or removed, $CRHOOK_CONFIG, a file made
-// untrusted) is a miss, and the call decodes the files as before. Only
-// settings that decoded and validated without error are cached, so the
-// broken-settings behaviour (the error on every call, runtime.path kept
-// from the file that sets it) is the full path's. Bytes, not timestamps:
-// no edit is ever missed, whatever the file system's clock.
+// The cache holds runtime.path, the configured file names, and for every
+// settings file, the drop-in directory and each drop-in: its identity
+// and times as stat(2) gives them (device, inode, mode, owner, size,
+// mtime, ctime, links followed, as the files are read), or that it was
+// absent, and a hash of each file's bytes as decoded. A pass-through call
+// stats each path; the cached runtime.path is used only when every one is
+// as recorded. Any difference (an edit, a drop-in added or removed, a
+// chmod, another $CRHOOK_CONFIG) is a miss: the files are read and decoded
+// as always, and the cache is written again.
 //
-// The file lives in the state directory (config.Paths.Cache), opened
-// through the same checked walk as criu.conf: it steers which program
-// root runs, so it is trusted exactly as the settings files are.
+// A change within the file system's timestamp granularity of the moment
+// the cache recorded a file could leave its stat unchanged (the "racily
+// clean" problem git's index has). So an entry whose mtime or ctime is
+// within racyWindow of the cache's own time is never trusted on its stat:
+// a file's bytes are read and hashed, a directory is listed, and the
+// cache is written again, no longer racy, once the window has passed.
+//
+// Only settings that decoded and validated are cached, so broken settings
+// keep their behaviour (the error on every call, runtime.path from the
+// file that sets it, exit 127 naming file:line). A cached runtime that
+// cannot be found or run sends the call down the full path, which says
+// why in the settings' words. The cache file lives in the state directory
+// (config.Paths.Cache), read and written through the same checked walk as
+// criu.conf, not following links, and trusted by the settings files' owner
+// and mode rule: it steers which program root runs.
 
 // settingsCacheName is the cache's file in the Cache directory.
 const settingsCacheName = "settings.cache"
 
 // cacheHeader starts the file; a new format gets a new header, and an
 // old file is then a miss.
-const cacheHeader = "crhook settings cache 1\n"
+const cacheHeader = "crhook settings cache 2\n"
 
-// settingsKey is the files as the cache records them: each file's path,
-// then its length and bytes, or "absent".
-func settingsKey(files []config.SettingsFile) []byte {
-	n := 0
-	for _, f := range files {
-		n += len(f.Path) + len(f.Data) + 32
+// racyWindow is how close to the cache's time an entry's timestamps may
+// be and still be trusted on its stat. File timestamps come from a clock
+// that ticks at most every few milliseconds; seconds leave a wide margin.
+var racyWindow = 2 * time.Second
+
+// cacheNow is the clock the cache is stamped with; tests move it.
+var cacheNow = time.Now
+
+// Entry kinds, the first word of an entry's line.
+const (
+	entFile   = "file"   // a settings file
+	entDropIn = "dropin" // a file listed from the drop-in directory
+	entDir    = "dir"    // the drop-in directory
+)
+
+// cacheEntry is one path the settings depend on.
+type cacheEntry struct {
+	kind, path string
+	absent     bool
+	st         statKey
+	sum        uint64 // FNV-1a of a file's bytes
+}
+
+// statKey is what of stat(2) must be unchanged.
+type statKey struct {
+	dev, ino, mode, uid, gid, size, mtime, ctime int64
+}
+
+func statOf(st *unix.Stat_t) statKey {
+	return statKey{int64(st.Dev), int64(st.Ino), int64(st.Mode), int64(st.Uid), int64(st.Gid), st.Size,
+		st.Mtim.Nano(), st.Ctim.Nano()}
+}
+
+// racy reports whether the entry changed too close to at to be trusted
+// on its stat alone.
+func (k statKey) racy(at int64) bool {
+	return max(k.mtime, k.ctime) > at-int64(racyWindow)
+}
+
+// fnv64 is FNV-1a: it tells the bytes a file had when it was decoded from
+// other bytes of the same size and times; the files are trusted (root's),
+// so no one is trying to collide it.
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
 	}
-	b := make([]byte, 0, n)
-	for _, f := range files {
-		b = append(b, "file "...)
-		b = strconv.AppendQuote(b, f.Path)
-		if !f.Found {
+	return h
+}
+
+// settingsCache is a parsed cache file.
+type settingsCache struct {
+	runtimePath string
+	names       string // the configured names, quoted, as in the file
+	at          int64  // when the entries were stat'ed, Unix ns
+	entries     []cacheEntry
+}
+
+// cacheNames is the configured settings file names, which the cache must
+// have been written for.
+func cacheNames(p config.Paths) string {
+	b := make([]byte, 0, 128)
+	for _, n := range []string{p.SettingsDefault, p.SettingsSystem, p.SettingsDropIn, p.SettingsEnv} {
+		b = strconv.AppendQuote(b, n)
+		b = append(b, ' ')
+	}
+	return string(b)
+}
+
+func (c *settingsCache) marshal() []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, cacheHeader...)
+	b = append(b, "runtime.path "...)
+	b = strconv.AppendQuote(b, c.runtimePath)
+	b = append(b, "\nnames "...)
+	b = append(b, c.names...)
+	b = append(b, "\nat "...)
+	b = strconv.AppendInt(b, c.at, 10)
+	b = append(b, '\n')
+	for _, e := range c.entries {
+		b = append(b, e.kind...)
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, e.path)
+		if e.absent {
 			b = append(b, " absent\n"...)
 			continue
 		}
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(len(f.Data)), 10)
-		b = append(b, '\n')
-		b = append(b, f.Data...)
+		for _, v := range []int64{e.st.dev, e.st.ino, e.st.mode, e.st.uid, e.st.gid, e.st.size, e.st.mtime, e.st.ctime} {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, v, 10)
+		}
+		if e.kind != entDir {
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, e.sum, 16)
+		}
 		b = append(b, '\n')
 	}
 	return b
 }
 
-// cachedRuntimePath is runtime.path from the cache in dir, when the cache
-// was written from exactly these files.
-func cachedRuntimePath(dir string, files []config.SettingsFile) (string, bool) {
-	if dir == "" {
-		return "", false
-	}
-	d, err := openStateDir(dir, false)
-	if err != nil {
-		return "", false
-	}
-	defer d.close()
-	data, found, err := d.ReadTrusted(settingsCacheName)
-	if err != nil || !found {
-		return "", false
-	}
+// parseSettingsCache reads what marshal wrote; ok is false for anything
+// else.
+func parseSettingsCache(data []byte) (c settingsCache, ok bool) {
 	rest, ok := bytes.CutPrefix(data, []byte(cacheHeader))
 	if !ok {
-		return "", false
+		return c, false
 	}
-	line, key, ok := bytes.Cut(rest, []byte("\n"))
+	lines := strings.Split(strings.TrimSuffix(string(rest), "\n"), "\n")
+	if len(lines) < 3 {
+		return c, false
+	}
+	q, ok := strings.CutPrefix(lines[0], "runtime.path ")
 	if !ok {
-		return "", false
+		return c, false
 	}
-	quoted, ok := bytes.CutPrefix(line, []byte("runtime.path "))
-	if !ok {
-		return "", false
+	var err error
+	if c.runtimePath, err = strconv.Unquote(q); err != nil || c.runtimePath == "" {
+		return c, false
 	}
-	path, err := strconv.Unquote(string(quoted))
-	if err != nil || path == "" || !bytes.Equal(key, settingsKey(files)) {
-		return "", false
+	if c.names, ok = strings.CutPrefix(lines[1], "names "); !ok {
+		return c, false
 	}
-	return path, true
+	at, ok := strings.CutPrefix(lines[2], "at ")
+	if c.at, err = strconv.ParseInt(at, 10, 64); !ok || err != nil {
+		return c, false
+	}
+	for _, l := range lines[3:] {
+		kind, l, _ := strings.Cut(l, " ")
+		q, err := strconv.QuotedPrefix(l)
+		if err != nil {
+			return c, false
+		}
+		e := cacheEntry{kind: kind}
+		e.path, _ = strconv.Unquote(q)
+		f := strings.Fields(l[len(q):])
+		switch {
+		case kind != entFile && kind != entDropIn && kind != entDir:
+			return c, false
+		case len(f) == 1 && f[0] == "absent":
+			e.absent = true
+		case len(f) == 8 && kind == entDir, len(f) == 9 && kind != entDir:
+			var v [8]int64
+			for i := range v {
+				if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+					return c, false
+				}
+			}
+			e.st = statKey{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}
+			if kind != entDir {
+				if e.sum, err = strconv.ParseUint(f[8], 16, 64); err != nil {
+					return c, false
+				}
+			}
+		default:
+			return c, false
+		}
+		c.entries = append(c.entries, e)
+	}
+	return c, true
 }
 
-// writeSettingsCache records runtimePath as decoded from files. It is a
-// courtesy: a cache that cannot be written leaves the next call on the
-// full path, so errors are only returned for tests.
-func writeSettingsCache(dir string, files []config.SettingsFile, runtimePath string) error {
-	if dir == "" {
+// stat is stat(2) of path, following links as reading the file does;
+// absent is ENOENT.
+func stat(path string) (st unix.Stat_t, absent bool, err error) {
+	for {
+		err = unix.Stat(path, &st)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, true, nil
+	}
+	return st, false, err
+}
+
+// cachedRuntimePath is runtime.path from the cache in p.Cache, when every
+// path the settings depend on is as the cache recorded it. rewrite is set
+// when entries that were racy are now settled: the cache should be
+// written again, so that later calls trust their stat.
+func cachedRuntimePath(p config.Paths) (path string, rewrite *settingsCache, ok bool) {
+	if p.Cache == "" {
+		return "", nil, false
+	}
+	d, err := openStateDir(p.Cache, false)
+	if err != nil {
+		return "", nil, false
+	}
+	data, found, err := d.ReadTrusted(settingsCacheName)
+	d.close()
+	if err != nil || !found {
+		return "", nil, false
+	}
+	c, ok := parseSettingsCache(data)
+	if !ok || c.names != cacheNames(p) {
+		return "", nil, false
+	}
+	racy := false
+	var dropIns []string
+	for _, e := range c.entries {
+		st, absent, err := stat(e.path)
+		if err != nil || absent != e.absent {
+			return "", nil, false
+		}
+		if e.kind == entDropIn {
+			dropIns = append(dropIns, e.path)
+		}
+		if absent {
+			continue
+		}
+		if statOf(&st) != e.st || !trustedStat(e, &st) {
+			return "", nil, false
+		}
+		if !e.st.racy(c.at) {
+			continue
+		}
+		racy = true
+		if e.kind == entDir {
+			continue // listed below, once its drop-ins are known
+		}
+		data, found, err := safefile.ReadTrusted(e.path)
+		if err != nil || !found || fnv64(data) != e.sum {
+			return "", nil, false
+		}
+	}
+	for _, e := range c.entries {
+		if e.kind != entDir || e.absent || !e.st.racy(c.at) {
+			continue
+		}
+		names, err := safefile.DropIns(e.path, ".toml")
+		if err != nil || len(names) != len(dropIns) {
+			return "", nil, false
+		}
+		for i, n := range names {
+			if filepath.Join(e.path, n) != dropIns[i] {
+				return "", nil, false
+			}
+		}
+	}
+	if racy && cacheNow().UnixNano()-int64(racyWindow) > c.at {
+		rewrite = &c
+	}
+	return c.runtimePath, rewrite, true
+}
+
+// trustedStat applies the settings files' rules to what stat said of a
+// cached entry: a regular file (a directory for the drop-in directory),
+// and as root, the owner and mode rule.
+func trustedStat(e cacheEntry, st *unix.Stat_t) bool {
+	want := uint32(unix.S_IFREG)
+	if e.kind == entDir {
+		want = unix.S_IFDIR
+	}
+	if uint32(st.Mode)&unix.S_IFMT != want {
+		return false
+	}
+	return e.kind == entDir || os.Geteuid() != 0 || safefile.Untrusted(e.path, st.Uid, uint32(st.Mode)&0o7777, false) == nil
+}
+
+// newSettingsCache records runtimePath as decoded from files (as
+// ReadSettingsFiles read them). The entries are stat'ed after the files
+// were read and the cache is stamped after that: a change in between is
+// within the racy window, so it is checked by content, never missed.
+func newSettingsCache(p config.Paths, files []config.SettingsFile, runtimePath string) (*settingsCache, error) {
+	c := &settingsCache{runtimePath: runtimePath, names: cacheNames(p)}
+	add := func(kind, path string, sum uint64) error {
+		st, absent, err := stat(path)
+		if err != nil {
+			return err
+		}
+		e := cacheEntry{kind: kind, path: path, absent: absent, sum: sum}
+		if !absent {
+			e.st = statOf(&st)
+		}
+		c.entries = append(c.entries, e)
 		return nil
 	}
-	data := append([]byte(cacheHeader+"runtime.path "+strconv.Quote(runtimePath)+"\n"), settingsKey(files)...)
-	if len(data) > safefile.MaxSize {
-		return nil // would not be read back
+	dirDone := p.SettingsDropIn == ""
+	for _, f := range files {
+		kind := entFile
+		if f.DropIn {
+			kind = entDropIn
+		}
+		if !dirDone && (f.DropIn || f.Path == p.SettingsEnv) {
+			if err := add(entDir, p.SettingsDropIn, 0); err != nil {
+				return nil, err
+			}
+			dirDone = true
+		}
+		if err := add(kind, f.Path, fnv64(f.Data)); err != nil {
+			return nil, err
+		}
+		if f.Found == c.entries[len(c.entries)-1].absent {
+			return nil, errors.New("a settings file came or went while it was read")
+		}
+	}
+	if !dirDone {
+		if err := add(entDir, p.SettingsDropIn, 0); err != nil {
+			return nil, err
+		}
+	}
+	c.at = cacheNow().UnixNano()
+	return c, nil
+}
+
+// writeSettingsCache writes c. It is a courtesy: a cache that cannot be
+// written leaves the next call on the full path, so errors are only
+// returned for tests.
+func writeSettingsCache(dir string, c *settingsCache) error {
+	if dir == "" {
+		return nil
 	}
 	d, err := openStateDir(dir, true)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	return writeFileAt(d, settingsCacheName, data, 0o600)
+	return writeFileAt(d, settingsCacheName, c.marshal(), 0o600)
 }
