@@ -3,9 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -227,7 +225,7 @@ func stat(path string) (st unix.Stat_t, absent bool, err error) {
 			break
 		}
 	}
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, unix.ENOENT) {
 		return st, true, nil
 	}
 	return st, false, err
@@ -254,15 +252,11 @@ func cachedRuntimePath(p config.Paths) (path string, rewrite *settingsCache, ok 
 	if !ok || c.names != cacheNames(p) {
 		return "", nil, false
 	}
-	racy := false
-	var dropIns []string
+	racy, racyDir := false, false
 	for _, e := range c.entries {
 		st, absent, err := stat(e.path)
 		if err != nil || absent != e.absent {
 			return "", nil, false
-		}
-		if e.kind == entDropIn {
-			dropIns = append(dropIns, e.path)
 		}
 		if absent {
 			continue
@@ -275,23 +269,35 @@ func cachedRuntimePath(p config.Paths) (path string, rewrite *settingsCache, ok 
 		}
 		racy = true
 		if e.kind == entDir {
-			continue // listed below, once its drop-ins are known
+			racyDir = true // listed below
+			continue
 		}
 		data, found, err := safefile.ReadTrusted(e.path)
 		if err != nil || !found || fnv64(data) != e.sum {
 			return "", nil, false
 		}
 	}
-	for _, e := range c.entries {
-		if e.kind != entDir || e.absent || !e.st.racy(c.at) {
-			continue
-		}
-		names, err := safefile.DropIns(e.path, ".toml")
-		if err != nil || len(names) != len(dropIns) {
+	if racyDir {
+		// The files a load would read now must be the cached ones.
+		names, err := p.SettingsFiles()
+		if err != nil {
 			return "", nil, false
 		}
-		for i, n := range names {
-			if filepath.Join(e.path, n) != dropIns[i] {
+		i := 0
+		for _, e := range c.entries {
+			if e.kind == entDir {
+				continue
+			}
+			for i < len(names) && names[i] == "" {
+				i++
+			}
+			if i == len(names) || names[i] != e.path {
+				return "", nil, false
+			}
+			i++
+		}
+		for ; i < len(names); i++ {
+			if names[i] != "" {
 				return "", nil, false
 			}
 		}
