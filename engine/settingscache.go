@@ -52,7 +52,7 @@ const settingsCacheName = "settings.cache"
 
 // cacheHeader starts the file; a new format gets a new header, and an
 // old file is then a miss.
-const cacheHeader = "crhook settings cache 2\n"
+const cacheHeader = "crhook settings cache 3\n"
 
 // racyWindow is how close to the cache's time an entry's timestamps may
 // be and still be trusted on its stat. File timestamps come from a clock
@@ -108,49 +108,51 @@ func fnv64(b []byte) uint64 {
 // settingsCache is a parsed cache file.
 type settingsCache struct {
 	runtimePath string
-	names       string // the configured names, quoted, as in the file
-	at          int64  // when the entries were stat'ed, Unix ns
+	names       [4]string // the configured file names (cacheNames)
+	at          int64     // when the entries were stat'ed, Unix ns
 	entries     []cacheEntry
 }
 
 // cacheNames is the configured settings file names, which the cache must
 // have been written for.
-func cacheNames(p config.Paths) string {
-	b := make([]byte, 0, 128)
-	for _, n := range []string{p.SettingsDefault, p.SettingsSystem, p.SettingsDropIn, p.SettingsEnv} {
-		b = strconv.AppendQuote(b, n)
-		b = append(b, ' ')
-	}
-	return string(b)
+func cacheNames(p config.Paths) [4]string {
+	return [4]string{p.SettingsDefault, p.SettingsSystem, p.SettingsDropIn, p.SettingsEnv}
 }
+
+// The file is the header line, then fields each ended by a NUL byte
+// (no path holds one): runtime.path, the four names, the time, then per
+// entry its kind, its path, and "absent" or its stat numbers (and a
+// file's hash) separated by blanks. No quoting: a pass-through call
+// parses it, and strconv's quoting touches the Unicode tables, pages the
+// process would not otherwise fault in.
 
 func (c *settingsCache) marshal() []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, cacheHeader...)
-	b = append(b, "runtime.path "...)
-	b = strconv.AppendQuote(b, c.runtimePath)
-	b = append(b, "\nnames "...)
-	b = append(b, c.names...)
-	b = append(b, "\nat "...)
-	b = strconv.AppendInt(b, c.at, 10)
-	b = append(b, '\n')
+	field := func(s string) { b = append(append(b, s...), 0) }
+	field(c.runtimePath)
+	for _, n := range c.names {
+		field(n)
+	}
+	b = append(strconv.AppendInt(b, c.at, 10), 0)
 	for _, e := range c.entries {
-		b = append(b, e.kind...)
-		b = append(b, ' ')
-		b = strconv.AppendQuote(b, e.path)
+		field(e.kind)
+		field(e.path)
 		if e.absent {
-			b = append(b, " absent\n"...)
+			field("absent")
 			continue
 		}
-		for _, v := range []int64{e.st.dev, e.st.ino, e.st.mode, e.st.uid, e.st.gid, e.st.size, e.st.mtime, e.st.ctime} {
-			b = append(b, ' ')
+		for i, v := range []int64{e.st.dev, e.st.ino, e.st.mode, e.st.uid, e.st.gid, e.st.size, e.st.mtime, e.st.ctime} {
+			if i > 0 {
+				b = append(b, ' ')
+			}
 			b = strconv.AppendInt(b, v, 10)
 		}
 		if e.kind != entDir {
 			b = append(b, ' ')
 			b = strconv.AppendUint(b, e.sum, 16)
 		}
-		b = append(b, '\n')
+		b = append(b, 0)
 	}
 	return b
 }
@@ -162,55 +164,67 @@ func parseSettingsCache(data []byte) (c settingsCache, ok bool) {
 	if !ok {
 		return c, false
 	}
-	lines := strings.Split(strings.TrimSuffix(string(rest), "\n"), "\n")
-	if len(lines) < 3 {
+	next := func() (string, bool) {
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 {
+			return "", false
+		}
+		f := string(rest[:i])
+		rest = rest[i+1:]
+		return f, true
+	}
+	if c.runtimePath, ok = next(); !ok || c.runtimePath == "" {
 		return c, false
 	}
-	q, ok := strings.CutPrefix(lines[0], "runtime.path ")
-	if !ok {
-		return c, false
+	for i := range c.names {
+		if c.names[i], ok = next(); !ok {
+			return c, false
+		}
 	}
+	at, ok := next()
 	var err error
-	if c.runtimePath, err = strconv.Unquote(q); err != nil || c.runtimePath == "" {
-		return c, false
-	}
-	if c.names, ok = strings.CutPrefix(lines[1], "names "); !ok {
-		return c, false
-	}
-	at, ok := strings.CutPrefix(lines[2], "at ")
 	if c.at, err = strconv.ParseInt(at, 10, 64); !ok || err != nil {
 		return c, false
 	}
-	for _, l := range lines[3:] {
-		kind, l, _ := strings.Cut(l, " ")
-		q, err := strconv.QuotedPrefix(l)
-		if err != nil {
+	for len(rest) > 0 {
+		var e cacheEntry
+		var state string
+		e.kind, ok = next()
+		if ok {
+			e.path, ok = next()
+		}
+		if ok {
+			state, ok = next()
+		}
+		if !ok || e.kind != entFile && e.kind != entDropIn && e.kind != entDir {
 			return c, false
 		}
-		e := cacheEntry{kind: kind}
-		e.path, _ = strconv.Unquote(q)
-		f := strings.Fields(l[len(q):])
-		switch {
-		case kind != entFile && kind != entDropIn && kind != entDir:
-			return c, false
-		case len(f) == 1 && f[0] == "absent":
+		if state == "absent" {
 			e.absent = true
-		case len(f) == 8 && kind == entDir, len(f) == 9 && kind != entDir:
-			var v [8]int64
-			for i := range v {
-				if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
-					return c, false
-				}
+			c.entries = append(c.entries, e)
+			continue
+		}
+		var v [8]int64
+		n := 0
+		for f := range strings.SplitSeq(state, " ") {
+			var err error
+			switch {
+			case n < len(v):
+				v[n], err = strconv.ParseInt(f, 10, 64)
+			case n == len(v) && e.kind != entDir:
+				e.sum, err = strconv.ParseUint(f, 16, 64)
+			default:
+				return c, false
 			}
-			e.st = statKey{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}
-			if kind != entDir {
-				if e.sum, err = strconv.ParseUint(f[8], 16, 64); err != nil {
-					return c, false
-				}
+			if err != nil {
+				return c, false
 			}
-		default:
+			n++
+		}
+		if n != 8 && e.kind == entDir || n != 9 && e.kind != entDir {
 			return c, false
 		}
+		e.st = statKey{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}
 		c.entries = append(c.entries, e)
 	}
 	return c, true

@@ -267,7 +267,7 @@ func TestSettingsCacheDistrusted(t *testing.T) {
 		}},
 		{"another format", false, func(t *testing.T, path string) {
 			data, _ := os.ReadFile(path)
-			writeOrFail(t, path, strings.Replace(spoilt(data), "cache 2", "cache 1", 1), 0o600)
+			writeOrFail(t, path, strings.Replace(spoilt(data), "cache 3", "cache 2", 1), 0o600)
 		}},
 		{"another file's entry", false, func(t *testing.T, path string) {
 			data, _ := os.ReadFile(path)
@@ -294,41 +294,43 @@ func TestSettingsCacheDistrusted(t *testing.T) {
 // TestParseSettingsCache: what marshal writes parses back; anything else
 // is refused, never half read.
 func TestParseSettingsCache(t *testing.T) {
-	c := settingsCache{runtimePath: "/usr/bin/crun", names: `"/a" "" "/d" "" `, at: 42, entries: []cacheEntry{
-		{kind: entFile, path: "/a b", st: statKey{1, 2, 3, 4, 5, 6, 7, 8}, sum: 0xfeed},
-		{kind: entFile, path: "/b", absent: true},
+	c := settingsCache{runtimePath: "/usr/bin/crun", names: [4]string{"/a b", "", "/d", ""}, at: 42, entries: []cacheEntry{
+		{kind: entFile, path: "/a b", st: statKey{1, 2, 3, 4, 5, 6, -7, 8}, sum: 0xfeed},
+		{kind: entFile, path: "/b\nc", absent: true},
 		{kind: entDir, path: "/d", st: statKey{1, 2, 3, 4, 5, 6, 7, 8}},
 		{kind: entDropIn, path: "/d/x.toml", st: statKey{1, 2, 3, 4, 5, 6, 7, 8}, sum: 1},
 	}}
-	data := c.marshal()
-	got, ok := parseSettingsCache(data)
+	data := string(c.marshal())
+	got, ok := parseSettingsCache([]byte(data))
 	if !ok || got.runtimePath != c.runtimePath || got.names != c.names || got.at != c.at || len(got.entries) != len(c.entries) {
-		t.Fatalf("round trip: %+v, %v\n%s", got, ok, data)
+		t.Fatalf("round trip: %+v, %v\n%q", got, ok, data)
 	}
 	for i := range c.entries {
 		if got.entries[i] != c.entries[i] {
 			t.Errorf("entry %d: %+v; want %+v", i, got.entries[i], c.entries[i])
 		}
 	}
-	lines := strings.Split(string(data), "\n")
 	for name, bad := range map[string]string{
-		"no header":            strings.Join(lines[1:], "\n"),
-		"too short":            cacheHeader + "runtime.path \"x\"\n",
-		"runtime.path missing": strings.Replace(string(data), "runtime.path ", "runtime ", 1),
-		"runtime.path empty":   strings.Replace(string(data), `"/usr/bin/crun"`, `""`, 1),
-		"names missing":        strings.Replace(string(data), "names ", "name ", 1),
-		"at missing":           strings.Replace(string(data), "at 42", "at x", 1),
-		"unquoted path":        strings.Replace(string(data), `"/b"`, `/b`, 1),
-		"unknown kind":         strings.Replace(string(data), "dropin ", "link ", 1),
-		"short entry":          strings.Replace(string(data), " feed\n", "\n", 1),
-		"bad number":           strings.Replace(string(data), " 7 8 feed", " 7 x feed", 1),
-		"bad sum":              strings.Replace(string(data), " feed", " food", 1),
+		"no header":          strings.TrimPrefix(data, cacheHeader),
+		"another header":     strings.Replace(data, "cache 3", "cache 2", 1),
+		"runtime.path empty": strings.Replace(data, "/usr/bin/crun", "", 1),
+		"names cut short":    cacheHeader + "/usr/bin/crun\x00/a b\x00",
+		"time missing":       strings.Replace(data, "\x0042\x00", "\x00", 1),
+		"time not a number":  strings.Replace(data, "\x0042\x00", "\x00x\x00", 1),
+		"unknown kind":       strings.Replace(data, "dropin\x00", "link\x00", 1),
+		"entry cut short":    strings.TrimSuffix(data, "1\x00"),
+		"short stat":         strings.Replace(data, " 8 feed\x00", " feed\x00", 1),
+		"long stat":          strings.Replace(data, " 8 feed\x00", " 8 9 feed\x00", 1),
+		"no hash":            strings.Replace(data, " 8 feed\x00", " 8\x00", 1),
+		"hash on a dir":      strings.Replace(data, "/d\x001 2 3 4 5 6 7 8\x00", "/d\x001 2 3 4 5 6 7 8 9\x00", 1),
+		"bad number":         strings.Replace(data, " -7 ", " x ", 1),
+		"bad hash":           strings.Replace(data, " feed\x00", " food\x00", 1),
 	} {
-		if bad == string(data) {
+		if bad == data {
 			t.Fatalf("%s: the corruption changed nothing", name)
 		}
 		if _, ok := parseSettingsCache([]byte(bad)); ok {
-			t.Errorf("%s: parsed:\n%s", name, bad)
+			t.Errorf("%s: parsed:\n%q", name, bad)
 		}
 	}
 }
