@@ -21,15 +21,16 @@ import (
 // this kind of VM every page of memory a process touches for the first
 // time costs too; the files rarely change.
 //
-// The cache holds runtime.path, the configured file names, and for every
-// settings file, the drop-in directory and each drop-in: its identity
-// and times as stat(2) gives them (device, inode, mode, owner, size,
-// mtime, ctime, links followed, as the files are read), or that it was
-// absent, and a hash of each file's bytes as decoded. A pass-through call
-// stats each path; the cached runtime.path is used only when every one is
-// as recorded. Any difference (an edit, a drop-in added or removed, a
-// chmod, another $CRHOOK_CONFIG) is a miss: the files are read and decoded
-// as always, and the cache is written again.
+// The cache holds runtime.path, the configured file names, and for the
+// running crhook-runtime, every settings file, the drop-in directory and
+// each drop-in: its identity and times as stat(2) gives them (device,
+// inode, mode, owner, size, mtime, ctime, links followed, as the files
+// are read), or that it was absent, and a hash of each file's bytes as
+// decoded. A pass-through call stats each path; the cached runtime.path
+// is used only when every one is as recorded. Any difference (an edit, a
+// drop-in added or removed, a chmod, another $CRHOOK_CONFIG, a new
+// crhook-runtime) is a miss: the files are read and decoded as always,
+// and the cache is written again.
 //
 // A change within the file system's timestamp granularity of the moment
 // the cache recorded a file could leave its stat unchanged (the "racily
@@ -67,7 +68,17 @@ const (
 	entFile   = "file"   // a settings file
 	entDropIn = "dropin" // a file listed from the drop-in directory
 	entDir    = "dir"    // the drop-in directory
+	// entSelf is the running crhook-runtime (/proc/self/exe): another
+	// build may decode or validate the same files differently (a new
+	// default, a new rule), so an upgrade is a miss.
+	entSelf = "self"
 )
+
+// selfExe names the running binary for stat(2).
+const selfExe = "/proc/self/exe"
+
+// hashed reports whether the kind's entry carries a hash of the bytes.
+func hashed(kind string) bool { return kind == entFile || kind == entDropIn }
 
 // cacheEntry is one path the settings depend on.
 type cacheEntry struct {
@@ -148,7 +159,7 @@ func (c *settingsCache) marshal() []byte {
 			}
 			b = strconv.AppendInt(b, v, 10)
 		}
-		if e.kind != entDir {
+		if hashed(e.kind) {
 			b = append(b, ' ')
 			b = strconv.AppendUint(b, e.sum, 16)
 		}
@@ -196,7 +207,7 @@ func parseSettingsCache(data []byte) (c settingsCache, ok bool) {
 		if ok {
 			state, ok = next()
 		}
-		if !ok || e.kind != entFile && e.kind != entDropIn && e.kind != entDir {
+		if !ok || !hashed(e.kind) && e.kind != entDir && e.kind != entSelf {
 			return c, false
 		}
 		if state == "absent" {
@@ -211,7 +222,7 @@ func parseSettingsCache(data []byte) (c settingsCache, ok bool) {
 			switch {
 			case n < len(v):
 				v[n], err = strconv.ParseInt(f, 10, 64)
-			case n == len(v) && e.kind != entDir:
+			case n == len(v) && hashed(e.kind):
 				e.sum, err = strconv.ParseUint(f, 16, 64)
 			default:
 				return c, false
@@ -221,7 +232,7 @@ func parseSettingsCache(data []byte) (c settingsCache, ok bool) {
 			}
 			n++
 		}
-		if n != 8 && e.kind == entDir || n != 9 && e.kind != entDir {
+		if n != 8 && !hashed(e.kind) || n != 9 && hashed(e.kind) {
 			return c, false
 		}
 		e.st = statKey{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}
@@ -278,7 +289,11 @@ func cachedRuntimePath(p config.Paths) (path string, rewrite *settingsCache, ok 
 		if statOf(&st) != e.st || !trustedStat(e, &st) {
 			return "", nil, false
 		}
-		if !e.st.racy(c.at) {
+		if !e.st.racy(c.at) || e.kind == entSelf {
+			// A new build is installed as a new file (install(1), rpm,
+			// go build: a new inode), so its stat tells without a hash
+			// of megabytes; only an in-place copy of the same size in
+			// the same clock tick would go unseen.
 			continue
 		}
 		racy = true
@@ -299,7 +314,7 @@ func cachedRuntimePath(p config.Paths) (path string, rewrite *settingsCache, ok 
 		}
 		i := 0
 		for _, e := range c.entries {
-			if e.kind == entDir {
+			if !hashed(e.kind) {
 				continue
 			}
 			for i < len(names) && names[i] == "" {
@@ -333,7 +348,7 @@ func trustedStat(e cacheEntry, st *unix.Stat_t) bool {
 	if uint32(st.Mode)&unix.S_IFMT != want {
 		return false
 	}
-	return e.kind == entDir || os.Geteuid() != 0 || safefile.Untrusted(e.path, st.Uid, uint32(st.Mode)&0o7777, false) == nil
+	return !hashed(e.kind) || os.Geteuid() != 0 || safefile.Untrusted(e.path, st.Uid, uint32(st.Mode)&0o7777, false) == nil
 }
 
 // newSettingsCache records runtimePath as decoded from files (as
@@ -353,6 +368,9 @@ func newSettingsCache(p config.Paths, files []config.SettingsFile, runtimePath s
 		}
 		c.entries = append(c.entries, e)
 		return nil
+	}
+	if err := add(entSelf, selfExe, 0); err != nil {
+		return nil, err
 	}
 	dirDone := p.SettingsDropIn == ""
 	for _, f := range files {

@@ -431,3 +431,27 @@ func TestSettingsCacheRacyChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestSettingsCacheOtherBinary: a cache written by another crhook-runtime
+// (an upgrade: new defaults or rules may decode the same files otherwise)
+// is a miss.
+func TestSettingsCacheOtherBinary(t *testing.T) {
+	f := newFake(t)
+	n := countDecodes(t)
+	f.shim("state", passID)
+	path := filepath.Join(f.paths.Cache, settingsCacheName)
+	data, _ := os.ReadFile(path)
+	c, ok := parseSettingsCache(data)
+	if !ok || len(c.entries) == 0 || c.entries[0].kind != entSelf {
+		t.Fatalf("cache without the running binary first:\n%q", data)
+	}
+	f.shim("state", passID)
+	if n.decodes != 1 {
+		t.Fatalf("%d decodings; want the second call served by the cache", n.decodes)
+	}
+	c.entries[0].st.ino++
+	writeOrFail(t, path, string(c.marshal()), 0o600)
+	if code, stderr := f.shim("state", passID); code != 0 || f.execedPath() != f.bin || n.decodes != 2 {
+		t.Errorf("exit %d, execed %q, %d decodings, stderr %q; want a miss, decoded", code, f.execedPath(), n.decodes, stderr)
+	}
+}
