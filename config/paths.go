@@ -22,6 +22,11 @@ type Paths struct {
 	SettingsSystem  string
 	SettingsDropIn  string
 	SettingsEnv     string
+	// Cache is the directory where crhook-runtime keeps runtime.path as
+	// decoded from the settings files, beside the bytes it was decoded
+	// from, so that a pass-through call (state, kill...) decodes no TOML
+	// while the files are unchanged; "" keeps no cache.
+	Cache string
 
 	// lookupUser: UserCRIU is still to be looked up (SystemPaths).
 	lookupUser bool
@@ -45,6 +50,7 @@ func SystemPaths() Paths {
 		SettingsSystem:  "/etc/crhook/crhook.toml",
 		SettingsDropIn:  "/etc/crhook/crhook.d",
 		SettingsEnv:     os.Getenv(EnvConfig),
+		Cache:           "/run/crhook",
 		lookupUser:      true,
 	}
 }
@@ -102,5 +108,6 @@ func (p Paths) Under(root string) Paths {
 		SettingsSystem:  join(p.SettingsSystem),
 		SettingsDropIn:  join(p.SettingsDropIn),
 		SettingsEnv:     p.SettingsEnv, // named by the user: taken as given
+		Cache:           join(p.Cache),
 	}
 }

@@ -114,43 +114,76 @@ func (p Paths) SettingsFiles() ([]string, error) {
 	return files, nil
 }
 
-// LoadSettings reads every settings file in order; later files win key by
-// key (arrays are replaced, not merged, as in containers.conf).
-func LoadSettings(p Paths) (*Settings, error) {
-	s := Fallback()
-	files, err := p.SettingsFiles()
+// SettingsFile is one settings file as read: its content, or not found.
+type SettingsFile struct {
+	Path  string
+	Data  []byte
+	Found bool
+	// DropIn: listed from the drop-in directory (SettingsDropIn).
+	DropIn bool
+}
+
+// ReadSettingsFiles reads every settings file in load order, trusted
+// (readTrusted) but not decoded: what LoadSettings decodes, and what
+// crhook-runtime compares with the files its cache was decoded from. On
+// an error it returns the files read before it.
+func (p Paths) ReadSettingsFiles() ([]SettingsFile, error) {
+	names, err := p.SettingsFiles()
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
+	files := make([]SettingsFile, 0, len(names))
+	for i, f := range names {
 		if f == "" {
 			continue
 		}
+		// SettingsFiles: the two files, the drop-ins, then $CRHOOK_CONFIG.
+		dropIn := i >= 2 && (p.SettingsEnv == "" || i < len(names)-1)
 		data, found, err := readTrusted(f)
 		if err != nil {
-			return nil, err
+			return files, err
 		}
-		if !found {
-			if f == p.SettingsEnv {
-				return nil, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
-					Hint: "create it or unset " + EnvConfig}
-			}
+		if !found && f == p.SettingsEnv {
+			return files, &criuopt.FileError{File: f, Err: fmt.Errorf("%w: $%s names a file that does not exist", ErrSettings, EnvConfig),
+				Hint: "create it or unset " + EnvConfig}
+		}
+		files = append(files, SettingsFile{Path: f, Data: data, Found: found, DropIn: dropIn})
+	}
+	return files, nil
+}
+
+// LoadSettings reads every settings file in order; later files win key by
+// key (arrays are replaced, not merged, as in containers.conf).
+func LoadSettings(p Paths) (*Settings, error) {
+	return DecodeSettings(p.ReadSettingsFiles())
+}
+
+// DecodeSettings is LoadSettings on files already read (ReadSettingsFiles
+// and its error): the files are decoded in order, so a mistake in one read
+// before readErr is the error reported, as if each were read in turn.
+func DecodeSettings(files []SettingsFile, readErr error) (*Settings, error) {
+	s := Fallback()
+	for _, f := range files {
+		if !f.Found {
 			continue
 		}
-		md, err := decodeSettings(f, data, s)
+		md, err := decodeSettings(f.Path, f.Data, s)
 		if err != nil {
 			return nil, err
 		}
-		s.Files = append(s.Files, f)
+		s.Files = append(s.Files, f.Path)
 		for _, key := range settingKeys {
 			if md.IsDefined(key...) {
 				if s.origin == nil {
 					s.origin, s.data = map[string]Loc{}, map[string][]byte{}
 				}
-				s.origin[strings.Join(key[:], ".")] = Loc{File: f}
-				s.data[f] = data
+				s.origin[strings.Join(key[:], ".")] = Loc{File: f.Path}
+				s.data[f.Path] = f.Data
 			}
 		}
+	}
+	if readErr != nil {
+		return nil, readErr
 	}
 	if err := s.validate(); err != nil {
 		return nil, err

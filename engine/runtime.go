@@ -23,7 +23,13 @@ func Runtime(args []string, paths config.Paths, stderr io.Writer) int {
 // runtime's own; that path reads nothing but the settings and argv.
 func Shim(args []string, paths config.Paths, host *Host) int {
 	inv := parseArgs(args)
-	settings, serr := loadSettings(paths, inv, host.Stderr)
+	step := stepFor(inv)
+	cached := false
+	if step == nil {
+		cached = passCached(inv, paths, host) // returns only when it did not exec
+	}
+	files, rerr := readSettings(paths)
+	settings, serr := loadSettings(files, rerr, paths, inv, host.Stderr)
 	if settings == nil {
 		return 127
 	}
@@ -33,8 +39,13 @@ func Shim(args []string, paths config.Paths, host *Host) int {
 		return 127
 	}
 	r := &runner{inv: inv, rt: &binary{path: path, host: host}, settings: settings, settingsErr: serr, paths: paths, stderr: host.Stderr}
-	step := stepFor(inv)
 	if step == nil {
+		if serr == nil && !cached && paths.Cache != "" {
+			// For the next call; a courtesy.
+			if c, err := newSettingsCache(paths, files, settings.Runtime.Path); err == nil {
+				_ = writeSettingsCache(paths.Cache, c)
+			}
+		}
 		return r.exec() // pass-through: a bare execve, explained only if it fails
 	}
 	// A step prepares and runs things around the runtime: make sure first
@@ -46,6 +57,29 @@ func Shim(args []string, paths config.Paths, host *Host) int {
 	}
 	r.paths = paths.WithUser() // the user's CRIU layer, which only steps read
 	return step(r)
+}
+
+// passCached is the pass-through path while the settings files are as
+// the settings cache recorded them (settingscache.go): runtime.path comes
+// from the cache, and the runtime replaces crhook; the settings files are
+// neither read nor decoded. It returns only when it did not exec: hit is
+// false on a miss. When the cached runtime cannot be found or run, the
+// full path runs next and says why in the settings' words (a failed
+// execve changes nothing).
+func passCached(inv invocation, p config.Paths, host *Host) (hit bool) {
+	name, rewrite, ok := cachedRuntimePath(p)
+	if !ok {
+		return false
+	}
+	if rewrite != nil {
+		rewrite.at = cacheNow().UnixNano() // after every entry was checked
+		_ = writeSettingsCache(p.Cache, rewrite)
+	}
+	path, err := lookRuntime(name, func() config.Loc { return config.Loc{} })
+	if err == nil {
+		_ = (&binary{path: path, host: host}).Exec(inv.args)
+	}
+	return true
 }
 
 // step is what the shim does for one subcommand, around the runtime.
@@ -106,14 +140,14 @@ func oddIDCreateStep(r *runner) int {
 	return r.exec()
 }
 
-// loadSettings reads crhook.toml. A broken file must not stop containers
+// loadSettings decodes crhook.toml, as read (files, readErr). A broken file must not stop containers
 // from starting or stopping, nor send them to another runtime: it keeps
 // runtime.path when that can still be read, the defaults for the rest,
 // and returns the error so that checkpoint and restore refuse to run with
 // a config nobody asked for. nil settings: runtime.path is undetermined,
 // and nothing may run.
-func loadSettings(paths config.Paths, inv invocation, stderr io.Writer) (*config.Settings, error) {
-	settings, serr := config.LoadSettings(paths)
+func loadSettings(files []config.SettingsFile, readErr error, paths config.Paths, inv invocation, stderr io.Writer) (*config.Settings, error) {
+	settings, serr := decodeSettings(files, readErr)
 	if serr == nil {
 		return settings, nil
 	}
@@ -134,6 +168,14 @@ func loadSettings(paths config.Paths, inv invocation, stderr io.Writer) (*config
 	}
 	return settings, serr
 }
+
+// readSettings and decodeSettings are config's; tests count their calls
+// to show that a pass-through call served by the settings cache reads
+// and decodes nothing.
+var (
+	readSettings   = config.Paths.ReadSettingsFiles
+	decodeSettings = config.DecodeSettings
+)
 
 // runner is one invocation of the shim: the command line, the runtime it
 // wraps, and what its steps learn on the way.

@@ -37,3 +37,24 @@ func BenchmarkPassThroughPrep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPassThroughCached is the same with the settings cache valid
+// (settingscache.go): stat the settings files, read the cache, find the
+// runtime. On this host only (config.DefaultPaths, /run/crhook).
+func BenchmarkPassThroughCached(b *testing.B) {
+	paths := config.DefaultPaths()
+	if _, _, ok := cachedRuntimePath(paths); !ok {
+		b.Skip("no valid settings cache in ", paths.Cache, ": run crhook-runtime once (as root)")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = parseArgs(stateArgs)
+		name, _, ok := cachedRuntimePath(paths)
+		if !ok {
+			b.Fatal("cache miss")
+		}
+		if _, err := lookRuntime(name, func() config.Loc { return config.Loc{} }); err != nil {
+			b.Skip("no runc here: ", err)
+		}
+	}
+}

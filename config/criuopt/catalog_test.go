@@ -106,7 +106,7 @@ func testCatalogSource(t *testing.T) {
 	for _, m := range featureRe.FindAllStringSubmatch(block(t, readSource(t, filepath.Join(root, "criu/cr-check.c")), "feature_list[] = {"), -1) {
 		feats = append(feats, m[1])
 	}
-	if d := diffLists(criuFeatures, feats); d != "" {
+	if d := diffLists(criuFeatures(), feats); d != "" {
 		t.Errorf("criuFeatures differs from feature_list of criu/cr-check.c:\n%s", d)
 	}
 }

@@ -16,14 +16,18 @@ import (
 const criuShortOpts = "dSsRt:hD:o:v::x::Vr:jJ:lW:L:M:"
 
 // shortLong maps each short option to the long option CRIU's switch treats
-// the same way.
-var shortLong = map[byte]string{
-	'd': "restore-detached", 'S': "restore-sibling", 's': "leave-stopped",
-	'R': "leave-running", 't': "tree", 'h': "help", 'D': "images-dir",
-	'o': "log-file", 'v': "verbosity", 'x': "ext-unix-sk", 'V': "version",
-	'r': "root", 'j': "shell-job", 'J': "join-ns", 'l': "file-locks",
-	'W': "work-dir", 'L': "libdir", 'M': "ext-mount-map",
-}
+// the same way. Built on first use, as every table here: crhook-runtime
+// links this package and pays for each table built at start-up on every
+// call podman makes, most of which never parse a CRIU option.
+var shortLong = sync.OnceValue(func() map[byte]string {
+	return map[byte]string{
+		'd': "restore-detached", 'S': "restore-sibling", 's': "leave-stopped",
+		'R': "leave-running", 't': "tree", 'h': "help", 'D': "images-dir",
+		'o': "log-file", 'v': "verbosity", 'x': "ext-unix-sk", 'V': "version",
+		'r': "root", 'j': "shell-job", 'J': "join-ns", 'l': "file-locks",
+		'W': "work-dir", 'L': "libdir", 'M': "ext-mount-map",
+	}
+})
 
 // longOpt is one entry of long_opts. ident stands for the (has_arg, flag,
 // val) triple: glibc only calls an abbreviation ambiguous when two matches
@@ -184,7 +188,7 @@ func (g *getopt) short() (gotOpt, bool, *FileError) {
 			Err:  fmt.Errorf("%w: the word %q is read as the short option -%c, which CRIU does not have", ErrSyntax, w.text, c),
 			Hint: "a word starting with '-' after an option is an option itself; remove it or quote a value that needs spaces"}
 	}
-	o := gotOpt{name: shortLong[c], at: w}
+	o := gotOpt{name: shortLong()[c], at: w}
 	spec := criuShortOpts[k+1:]
 	switch {
 	case strings.HasPrefix(spec, "::"):

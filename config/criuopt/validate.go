@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // valueError is a rejected value: what is wrong and what to write instead.
@@ -132,8 +133,8 @@ func validateValue(opt *Option, value string) *valueError {
 		if err != nil {
 			return badValue("write a decimal number", "not an integer")
 		}
-		if lo, found := intMin[opt.Name]; found && n < lo || opt.Name == "port" && n > 65535 {
-			return badValue(fmt.Sprintf("use a number from %d", intMin[opt.Name]), "out of range")
+		if lo, found := intMin(opt.Name); found && n < lo || opt.Name == "port" && n > 65535 {
+			return badValue(fmt.Sprintf("use a number from %d", lo), "out of range")
 		}
 	case TypeSize:
 		digits := strings.TrimRight(value, "KMG")
@@ -157,9 +158,14 @@ func validateValue(opt *Option, value string) *valueError {
 }
 
 // intMin is the least value crhook accepts for integer options.
-var intMin = map[string]int64{
-	"tree": 1, "port": 1, "close": 0, "timeout": 0, "status-fd": 0,
-	"ps-socket": 0, "verbosity": 0,
+func intMin(name string) (int64, bool) {
+	switch name {
+	case "tree", "port":
+		return 1, true
+	case "close", "timeout", "status-fd", "ps-socket", "verbosity":
+		return 0, true
+	}
+	return 0, false
 }
 
 // criuCheck mirrors one case of parse_options' switch: a non-nil result
@@ -171,68 +177,70 @@ type criuCheck func(arg string, hasArg bool) *valueError
 // map to the same names). Checks that depend on the host (does the join-ns
 // file or pid exist, is the inherit-fd descriptor open, does the macvlan
 // interface exist) are left to CRIU: the file may be used elsewhere.
-var criuChecks = map[string]criuCheck{
-	"tree": func(a string, _ bool) *valueError {
-		if cAtoi(a) <= 0 {
-			return badValue("give the pid of the tree's root task", "not a positive pid")
-		}
-		return nil
-	},
-	"port": func(a string, _ bool) *valueError {
-		if cAtoi(a) == 0 {
-			return badValue("give a port number from 1 to 65535", "not a port")
-		}
-		return nil
-	},
-	"ms": func(string, bool) *valueError {
-		return badValue(`remove it; see "Check options" of criu --help`, "--ms is deprecated and CRIU refuses it")
-	},
-	"veth-pair": func(a string, _ bool) *valueError {
-		if !strings.Contains(a, "=") {
-			return badValue("write IN=OUT", "no '='")
-		}
-		return nil
-	},
-	"ext-mount-map": func(a string, _ bool) *valueError {
-		if a == "auto" {
+var criuChecks = sync.OnceValue(func() map[string]criuCheck {
+	return map[string]criuCheck{
+		"tree": func(a string, _ bool) *valueError {
+			if cAtoi(a) <= 0 {
+				return badValue("give the pid of the tree's root task", "not a positive pid")
+			}
 			return nil
-		}
-		key, val, ok := strings.Cut(a, ":")
-		if !ok {
-			return badValue("write KEY:VALUE or auto", "no ':'")
-		}
-		if key == "" {
-			return checkExternal("mnt[]:" + val)
-		}
-		return nil
-	},
-	"external": func(a string, _ bool) *valueError { return checkExternal(a) },
-	"status-fd": func(a string, _ bool) *valueError {
-		if _, ok := cScanInt(a); !ok {
-			return badValue("give a file descriptor number", "not a number")
-		}
-		return nil
-	},
-	"feature": func(a string, _ bool) *valueError {
-		for _, f := range criuFeatures {
-			if f == a {
+		},
+		"port": func(a string, _ bool) *valueError {
+			if cAtoi(a) == 0 {
+				return badValue("give a port number from 1 to 65535", "not a port")
+			}
+			return nil
+		},
+		"ms": func(string, bool) *valueError {
+			return badValue(`remove it; see "Check options" of criu --help`, "--ms is deprecated and CRIU refuses it")
+		},
+		"veth-pair": func(a string, _ bool) *valueError {
+			if !strings.Contains(a, "=") {
+				return badValue("write IN=OUT", "no '='")
+			}
+			return nil
+		},
+		"ext-mount-map": func(a string, _ bool) *valueError {
+			if a == "auto" {
 				return nil
 			}
-		}
-		return badValue("see criu check --help for the feature names", "unknown feature")
-	},
-	"cpu-cap":     checkCPUCap,
-	"ext-unix-sk": checkUnixInodes,
-	"inherit-fd":  checkInheritFd,
-	"join-ns":     checkJoinNS,
-}
+			key, val, ok := strings.Cut(a, ":")
+			if !ok {
+				return badValue("write KEY:VALUE or auto", "no ':'")
+			}
+			if key == "" {
+				return checkExternal("mnt[]:" + val)
+			}
+			return nil
+		},
+		"external": func(a string, _ bool) *valueError { return checkExternal(a) },
+		"status-fd": func(a string, _ bool) *valueError {
+			if _, ok := cScanInt(a); !ok {
+				return badValue("give a file descriptor number", "not a number")
+			}
+			return nil
+		},
+		"feature": func(a string, _ bool) *valueError {
+			for _, f := range criuFeatures() {
+				if f == a {
+					return nil
+				}
+			}
+			return badValue("see criu check --help for the feature names", "unknown feature")
+		},
+		"cpu-cap":     checkCPUCap,
+		"ext-unix-sk": checkUnixInodes,
+		"inherit-fd":  checkInheritFd,
+		"join-ns":     checkJoinNS,
+	}
+})
 
 // criuCheckFor is the check of opt's case in parse_options: its entry in
 // criuChecks, else for an enum option (empty-ns, manage-cgroups,
 // network-lock, pre-dump-mode, file-validation) a lookup in the catalog's
 // Enum, the one list of its values. An optional enum value may be absent.
 func criuCheckFor(opt *Option) criuCheck {
-	if check := criuChecks[opt.Name]; check != nil {
+	if check := criuChecks()[opt.Name]; check != nil {
 		return check
 	}
 	if opt.Type != TypeEnum {
@@ -252,7 +260,8 @@ func criuCheckFor(opt *Option) criuCheck {
 }
 
 // criuFeatures is feature_list of criu/cr-check.c (4.2.1).
-var criuFeatures = strings.Fields(`mnt_id mem_dirty_track aio_remap timerfd tun
+var criuFeatures = sync.OnceValue(func() []string {
+	return strings.Fields(`mnt_id mem_dirty_track aio_remap timerfd tun
 	tun_ns userns fdinfo_lock seccomp_suspend seccomp_filters loginuid cgroupns
 	autofs tcp_half_closed compat_cr uffd uffd-noncoop can_map_vdso sk_ns
 	sk_unix_file net_diag_raw nsid link_nsid kcmp_epoll timens external_net_ns
@@ -260,6 +269,7 @@ var criuFeatures = strings.Fields(`mnt_id mem_dirty_track aio_remap timerfd tun
 	apparmor_stacking network_lock_nftables sockopt_buf_lock memfd_hugetlb
 	move_mount_set_group openat2 get_rseq_conf ipv6_freebind pagemap_scan
 	timer_cr_ids overlayfs_maps breakpoints pagemap_scan_guard_pages`)
+})
 
 // checkExternal is add_external: "mnt[]" takes ":m", ":s" or nothing after a
 // colon, and a "macvlan" entry without "[..]:" makes CRIU dereference NULL.

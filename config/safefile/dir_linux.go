@@ -52,6 +52,12 @@ func (d Dir) OpenNoFollow(name string) (Dir, unix.Stat_t, error) {
 	return Dir{FD: fd, Path: path}, st, nil
 }
 
+// ReadTrusted is ReadTrusted on name in d, not following a link there
+// (a link is an error wrapping unix.ELOOP).
+func (d Dir) ReadTrusted(name string) ([]byte, bool, error) {
+	return readTrusted(filepath.Join(d.Path, name), func() (int, error) { return openNonblock(d.FD, name, unix.O_NOFOLLOW) })
+}
+
 // ReadLink reads the link name in d.
 func (d Dir) ReadLink(name string) (string, error) {
 	buf := make([]byte, 4096)

@@ -41,5 +41,6 @@ func (d Dir) Close() error                                  { return nil }
 func (d Dir) Replace(string, []byte, Replace) error         { return errors.ErrUnsupported }
 func (d Dir) RemoveAll(string) error                        { return errors.ErrUnsupported }
 func (d Dir) RemoveTemps()                                  {}
+func (d Dir) ReadTrusted(string) ([]byte, bool, error)      { return nil, false, errors.ErrUnsupported }
 func WriteFile(path string, data []byte, perm uint32) error { return errors.ErrUnsupported }
 func IsTemp(name string) bool                               { return false }

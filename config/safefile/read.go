@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -103,66 +104,139 @@ func ReadBounded(r io.Reader, max int) ([]byte, error) {
 }
 
 // ReadTrusted reads a config file that steers crhook: a regular file
-// (OpenRegular), trusted (Owner) and at most MaxSize bytes. A missing file
-// is (nil, false, nil). Refusals are an *Error.
+// (as OpenRegular), trusted (Owner) and at most MaxSize bytes. A missing
+// file is (nil, false, nil). Refusals are an *Error.
+//
+// crhook-runtime reads its settings this way on every call podman makes,
+// so it works on the bare descriptor (open, fstat, read, close): an
+// *os.File would set up Go's network poller for a file that never blocks.
 func ReadTrusted(path string) ([]byte, bool, error) {
-	f, fi, err := OpenRegular(path)
-	var nr *NotRegularError
+	return readTrusted(path, func() (int, error) { return openNonblock(unix.AT_FDCWD, path, 0) })
+}
+
+// readTrusted is ReadTrusted on the descriptor open returns.
+func readTrusted(path string, open func() (int, error)) ([]byte, bool, error) {
+	fd, err := open()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, false, nil
-	case errors.As(err, &nr):
-		return nil, false, &Error{Path: path, Why: fmt.Sprintf("not a regular file (%s)", Kind(nr.Mode)),
-			Hint: "a config file must be a regular file; remove it or replace it with one"}
 	case err != nil:
-		return nil, false, fmt.Errorf("open config %q: %w", path, err)
+		return nil, false, fmt.Errorf("open config %q: %w", path, &fs.PathError{Op: "open", Path: path, Err: err})
 	}
-	defer f.Close()
-	if err := Owner(path, fi); err != nil {
-		return nil, false, err
+	defer func() { _ = unix.Close(fd) }()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, false, fmt.Errorf("open config %q: %w", path, &fs.PathError{Op: "stat", Path: path, Err: err})
 	}
-	data, err := ReadBounded(f, MaxSize)
-	if errors.Is(err, ErrTooLarge) {
+	if uint32(st.Mode)&unix.S_IFMT != unix.S_IFREG {
+		return nil, false, &Error{Path: path, Why: fmt.Sprintf("not a regular file (%s)", Kind(fileMode(uint32(st.Mode)))),
+			Hint: "a config file must be a regular file; remove it or replace it with one"}
+	}
+	if os.Geteuid() == 0 {
+		if err := Untrusted(path, st.Uid, uint32(st.Mode)&0o7777, false); err != nil {
+			return nil, false, err
+		}
+	}
+	// Up to MaxSize+1 bytes: the size fstat gave and one more read to
+	// see the end (or that the file grew), more only while it grows.
+	const limit = MaxSize + 1
+	buf := make([]byte, 0, min(max(int(st.Size), 0), MaxSize)+1)
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), limit-len(buf)))
+		}
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), limit)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("read config %q: %w", path, &fs.PathError{Op: "read", Path: path, Err: err})
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	if len(buf) > MaxSize {
 		return nil, false, &Error{Path: path, Why: fmt.Sprintf("larger than %d bytes", MaxSize)}
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("read config %q: %w", path, err)
-	}
-	return data, true, nil
+	return buf, true, nil
 }
 
-// ReadDir is os.ReadDir, but a FIFO or device in the directory's place is
-// refused instead of hanging the open (O_DIRECTORY|O_NONBLOCK). Entries
-// come sorted by name.
-func ReadDir(dir string) ([]fs.DirEntry, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+// openNonblock opens path (relative to dirfd) read-only with O_NONBLOCK,
+// so that a FIFO or a device planted under the name cannot hang the
+// caller; flags are added.
+func openNonblock(dirfd int, path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|flags, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
 	}
-	f := os.NewFile(uintptr(fd), dir)
-	defer f.Close()
-	entries, err := f.ReadDir(-1)
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	return entries, err
+}
+
+// fileMode is the type bits of a stat mode as an fs.FileMode, for Kind.
+func fileMode(mode uint32) fs.FileMode {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	}
+	return 0
 }
 
 // DropIns lists a drop-in directory the way containers/common does: one
 // level deep, the names ending in suffix (".toml", ".conf") that are not
 // directories, in lexical order. A missing directory is empty; one that
 // cannot be read is an error (wrapped by the caller, who names it).
+// Like ReadTrusted it reads the bare descriptor: it runs on every
+// runtime call.
 func DropIns(dir, suffix string) ([]string, error) {
-	entries, err := ReadDir(dir)
+	fd, err := openNonblock(unix.AT_FDCWD, dir, unix.O_DIRECTORY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
+	defer func() { _ = unix.Close(fd) }()
 	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), suffix) {
-			names = append(names, e.Name())
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.ReadDirent(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdirent", Path: dir, Err: err}
+		}
+		if n <= 0 {
+			break
+		}
+		var all []string
+		_, _, all = unix.ParseDirent(buf[:n], -1, all)
+		for _, name := range all {
+			if !strings.HasSuffix(name, suffix) {
+				continue
+			}
+			// The entry itself, not what a link names: a link to a
+			// directory is listed, and refused when read.
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR {
+				continue
+			}
+			names = append(names, name)
 		}
 	}
+	sort.Strings(names)
 	return names, nil
 }

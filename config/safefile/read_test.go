@@ -73,3 +73,34 @@ func TestDropIns(t *testing.T) {
 		t.Errorf("a file as the directory: %v, want ENOTDIR", err)
 	}
 }
+
+// TestReadTrustedWhole: ReadTrusted reads on the bare descriptor, sized by
+// fstat; every size up to MaxSize comes back whole, and a symbolic link
+// is read through (the link's target is the file).
+func TestReadTrustedWhole(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 511, 4096, 8193, MaxSize} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte('a' + i%26)
+		}
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(dir, "link")
+		_ = os.Remove(link)
+		if err := os.Symlink(path, link); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, link} {
+			got, found, err := ReadTrusted(p)
+			if err != nil || !found || string(got) != string(data) {
+				t.Errorf("size %d via %s: %d bytes, found %v, %v; want the %d bytes", size, filepath.Base(p), len(got), found, err, size)
+			}
+		}
+	}
+	if got, found, err := ReadTrusted(filepath.Join(dir, "missing")); got != nil || found || err != nil {
+		t.Errorf("missing file: %q, %v, %v; want not found, no error", got, found, err)
+	}
+}
