@@ -41,6 +41,7 @@ type benchSample struct {
 	total    time.Duration
 	wire     int64 // bytes both ways over the veth pair, ssh included
 	decision string
+	phases   map[string]float64 // crhook's phases_ms
 }
 
 type benchBed struct {
@@ -237,17 +238,40 @@ ssh -F "$3" hosta podman container restore --import "$1/dst.tar"`, "sh", dir, na
 		cmd = b.h.cmd("crhook", "migrate", name, b.dest, "--mode", m, "--ssh-config", b.sshConfig, "--format", "json",
 			"--connect-timeout", "20s", "--no-progress-timeout", "30s", "--timeout", "5m")
 	}
+	// The destination's lazy-pages files go with a failed migration:
+	// keep copies while it runs, to say why it failed.
+	keep := filepath.Join(b.scratch, name+"-dst")
+	stopKeep := make(chan struct{})
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		for {
+			_ = exec.Command("sh", "-c", `mkdir -p "$1" && cp /run/crhook/migrations/*/lazy-pages.* "$1"/ 2>/dev/null`, "sh", keep).Run()
+			select {
+			case <-stopKeep:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
 	wire0 := b.wireBytes(t)
 	t0 := time.Now()
 	r := runCmd(t, cmd)
 	s.total = time.Since(t0)
 	s.wire = b.wireBytes(t) - wire0
+	close(stopKeep)
+	<-kept
 	if r.code != 0 {
-		t.Fatalf("%s migration of %s (%d MiB, %s): %s", m, name, mib, w.name, r)
+		tail, _ := exec.Command("sh", "-c", `cd "$1" && tail -n 30 lazy-pages.*`, "sh", keep).CombinedOutput()
+		t.Fatalf("%s migration of %s (%d MiB, %s): %s\nthe destination's lazy-pages files, last copied:\n%s", m, name, mib, w.name, r, tail)
 	}
 	if m != "podman" {
-		var sum struct{ Mode, Decision string }
+		var sum struct {
+			Mode, Decision string
+			Phases         map[string]float64 `json:"phases_ms"`
+		}
 		_ = json.Unmarshal([]byte(r.out), &sum)
+		s.phases = sum.Phases
 		if m == "auto" {
 			s.decision = sum.Mode + ": " + sum.Decision
 		}
@@ -347,6 +371,23 @@ func benchTable(pairs int, sizes []int, res map[string][]benchSample, notBuilt m
 					med(ss, func(s benchSample) float64 { return float64(s.wire) })/1e6, dr, er)
 				if ss[0].decision != "" {
 					fmt.Fprintf(&o, "  [%s]", ss[0].decision)
+				}
+				o.WriteString("\n")
+			}
+		}
+	}
+	// Where crhook's time goes: its phases (the freeze is inside
+	// checkpoint; transfer and restore are frozen throughout).
+	for _, mib := range sizes {
+		for _, w := range benchWorkloads {
+			for _, m := range benchMethods[1:] {
+				ss := res[key(mib, w, m)]
+				if len(ss) == 0 || ss[0].phases == nil {
+					continue
+				}
+				fmt.Fprintf(&o, "phases %-8s %-10s %-7s", sizeName(mib), w.name, m)
+				for _, p := range []string{"prepare", "checkpoint", "transfer", "restore", "pages", "commit"} {
+					fmt.Fprintf(&o, " %s %.0fms", p, med(ss, func(s benchSample) float64 { return s.phases[p] }))
 				}
 				o.WriteString("\n")
 			}

@@ -74,24 +74,52 @@ func AgentProgress(stateDir, role, migID string) (Progress, error) {
 		rc = engine.LazyPagesRC
 	}
 	var p Progress
-	data, err := os.ReadFile(filepath.Join(dir, rc))
-	switch {
-	case err == nil:
-		p.Done = true
-		if p.Code, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
-			return p, fmt.Errorf("%s: %q is no exit status", filepath.Join(dir, rc), data)
+	readRC := func() error {
+		data, err := os.ReadFile(filepath.Join(dir, rc))
+		switch {
+		case err == nil:
+			p.Done = true
+			if p.Code, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
+				return fmt.Errorf("%s: %q is no exit status", filepath.Join(dir, rc), data)
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
 		}
-	case !errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	if err := readRC(); err != nil {
 		return p, err
 	}
 	if pgid, ok := readPGID(dir); ok {
 		p.Moved = groupIO(pgid)
 		if !p.Done && !groupAlive(pgid) {
-			// Killed with its supervisor: no status was written.
-			p.Done, p.Code = true, 137
+			// The CRIU process is gone. Its supervisor, the group's
+			// leader, writes its exit status right after: it may have
+			// done so since the read above, or be about to. Only a
+			// supervisor gone without a status was killed; calling an
+			// exit 0 a failure here would kill a destination that has
+			// every page while its source is already gone.
+			if err := readRC(); err != nil {
+				return p, err
+			}
+			if !p.Done && !leaderAlive(pgid) {
+				p.Done, p.Code = true, 137
+			}
 		}
 	}
 	return p, nil
+}
+
+// leaderAlive: process pgid still runs (not a zombie) and leads its group.
+func leaderAlive(pgid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pgid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// state ppid pgrp
+	return len(f) >= 3 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid)
 }
 
 // AgentAbort kills migration migID's CRIU processes on this host and
