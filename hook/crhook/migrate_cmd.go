@@ -130,7 +130,11 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	tmp := filepath.Join("/var/tmp", "crhook-migrate-"+migID)
 	src := &orchestrate.PodmanHost{R: orchestrate.Local{}, Crhook: self, TmpDir: tmp}
 	remote := orchestrate.SSH{Dest: dest, Options: sshOpts, ConnectTimeout: f.connect}
-	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: tmp}
+	// Not the source's directory: where both hosts share /var/tmp (two
+	// podman stores on one machine, the test bed) the copy would
+	// truncate the archive it reads.
+	dstTmp := tmp + "-in"
+	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: dstTmp}
 	port := f.port
 	timeouts := migrate.Timeouts{Connect: migrate.Duration(f.connect), NoProgress: migrate.Duration(f.noProgress), Total: migrate.Duration(f.total)}
 	out := cmd.OutOrStdout()
@@ -156,16 +160,33 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("create %q: %w", tmp, err)
 	}
+	// One ssh connection for the whole migration (its socket in the
+	// private tmp): no key exchange inside the frozen window. Without it
+	// every command connects on its own, as before.
+	if mux, closeMux, err := remote.Multiplex(ctx, tmp); err == nil {
+		defer closeMux()
+		remote = mux
+		dst.R = remote
+	} else {
+		fmt.Fprintf(os.Stderr, "crhook migrate: warning: %v; each command connects on its own\n", err)
+	}
 	defer func() {
+		_, _ = remote.Run(context.Background(), nil, "rm", "-rf", "--", dstTmp)
 		_ = os.RemoveAll(tmp)
-		_, _ = remote.Run(context.Background(), nil, "rm", "-rf", "--", tmp)
 	}()
 	_ = settings // the agent on each host reads its own state_dir
 	onPhase, onPages, stopProgress := terminalProgress(ctx, src, name, auto)
 	defer stopProgress()
+	timer := orchestrate.NewPhaseTimer(nil)
 	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Mode: mode, Port: port, MigrationID: migID,
-		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: onPhase, OnPages: onPages})
+		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: func(p orchestrate.Phase) {
+			timer.Enter(p)
+			if onPhase != nil {
+				onPhase(p)
+			}
+		}, OnPages: onPages})
 	s.Mode, s.Decision = string(mode), decision
+	s.PhasesMS = timer.Took()
 	stopProgress()
 	if f.format == "json" {
 		if jerr := writeJSON(out, migrateSummary{Summary: s, Measured: auto}); jerr != nil {

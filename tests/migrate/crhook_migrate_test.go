@@ -165,11 +165,19 @@ func TestCrhookMigrateLazy(t *testing.T) {
 		t.Fatalf("--dry-run touched the source: %s", got)
 	}
 
+	sshdLog := filepath.Join(filepath.Dir(m.sshConfig), "sshd.log")
+	logged := func() int { data, _ := os.ReadFile(sshdLog); return strings.Count(string(data), "Accepted publickey") }
+	before := logged()
 	start := time.Now()
 	r, s := m.migrate(t)
 	took := time.Since(start)
 	if r.code != 0 {
 		t.Fatalf("crhook migrate: %s", r)
+	}
+	// One ssh connection carried every command (ControlMaster): no key
+	// exchange and authentication inside the frozen window.
+	if n := logged() - before; n != 1 {
+		t.Errorf("crhook migrate authenticated %d ssh connections to the destination, want 1 shared by every command", n)
 	}
 	if got := m.state(t, true); got != "running" {
 		t.Fatalf("container on A after the migration: %q, want running", got)
@@ -228,7 +236,15 @@ PidFile none
 	if err := sshd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cut := func() { _ = syscall.Kill(-sshd.Process.Pid, syscall.SIGKILL) }
+	// The sessions too: each connection's sshd leaves the listener's
+	// process group (setsid), and crhook migrate keeps one connection
+	// for the whole migration (ssh ControlMaster).
+	cut := func() {
+		for _, pid := range descendants(sshd.Process.Pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(-sshd.Process.Pid, syscall.SIGKILL)
+	}
 	t.Cleanup(func() { cut(); _ = sshd.Wait() })
 	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
 	if err != nil {
@@ -250,6 +266,32 @@ PidFile none
 		return runCmd(t, h.cmd("ssh", "-F", cfg, "hosta", "true")).code == 0
 	})
 	return cfg, port, cut
+}
+
+// descendants lists the processes below pid, from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		rest := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(rest) < 2 {
+			continue
+		}
+		child, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		ppid, _ := strconv.Atoi(rest[1])
+		children[ppid] = append(children[ppid], child)
+	}
+	var out []int
+	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
+		out = append(out, queue[0])
+		queue = append(queue, children[queue[0]]...)
+	}
+	return out
 }
 
 func must(t *testing.T, err error) {

@@ -141,14 +141,20 @@ func AgentProgress(stateDir, role, migID string) (Progress, error) {
 		rc = engine.LazyPagesRC
 	}
 	var p Progress
-	data, err := os.ReadFile(filepath.Join(dir, rc))
-	switch {
-	case err == nil:
-		p.Done = true
-		if p.Code, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
-			return p, fmt.Errorf("%s: %q is no exit status", filepath.Join(dir, rc), data)
+	readRC := func() error {
+		data, err := os.ReadFile(filepath.Join(dir, rc))
+		switch {
+		case err == nil:
+			p.Done = true
+			if p.Code, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
+				return fmt.Errorf("%s: %q is no exit status", filepath.Join(dir, rc), data)
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
 		}
-	case !errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	if err := readRC(); err != nil {
 		return p, err
 	}
 	if ents, err := os.ReadDir(filepath.Join(dir, engine.StreamPages)); err == nil {

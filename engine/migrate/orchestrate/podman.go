@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/crhook/crhook/engine/migrate"
@@ -43,15 +44,77 @@ type SSH struct {
 	Options []string
 	// ConnectTimeout bounds the ssh connection itself.
 	ConnectTimeout time.Duration
+	// ControlPath, set by Multiplex, is the socket of the master
+	// connection the commands share. A command that finds no master
+	// there connects on its own, as without it.
+	ControlPath string
+}
+
+func (s SSH) args(extra ...string) []string {
+	args := append([]string{"-o", "BatchMode=yes", "-o", fmt.Sprintf("ConnectTimeout=%d", int(s.ConnectTimeout.Seconds())+1),
+		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"}, s.Options...)
+	if s.ControlPath != "" {
+		args = append(args, "-o", "ControlMaster=no", "-S", s.ControlPath)
+	}
+	return append(append(args, extra...), s.Dest.SSHArgs()...)
 }
 
 // Run runs argv on the destination.
 func (s SSH) Run(ctx context.Context, stdin io.Reader, argv ...string) ([]byte, error) {
-	args := append([]string{"-o", "BatchMode=yes", "-o", fmt.Sprintf("ConnectTimeout=%d", int(s.ConnectTimeout.Seconds())+1),
-		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"}, s.Options...)
-	args = append(args, s.Dest.SSHArgs()...)
-	args = append(args, shellQuote(argv))
-	return runCmd(exec.CommandContext(ctx, "ssh", args...), stdin, argv)
+	return runCmd(exec.CommandContext(ctx, "ssh", append(s.args(), shellQuote(argv))...), stdin, argv)
+}
+
+// Multiplex opens one authenticated connection to the destination that
+// every later command of the returned SSH shares (OpenSSH's ControlMaster):
+// a command then costs a session on it, not a key exchange and an
+// authentication, which matters inside a migration's frozen window. The
+// control socket goes in dir, which must be private (0700): whoever
+// reaches the socket runs commands on the destination. The master is a
+// child of this process, killed with it even by SIGKILL (parent-death
+// signal); close stops it and removes the socket.
+func (s SSH) Multiplex(ctx context.Context, dir string) (SSH, func(), error) {
+	sock := filepath.Join(dir, "ssh-control")
+	m := s
+	m.ControlPath = ""
+	cmd := exec.Command("ssh", m.args("-M", "-N", "-o", "ControlPersist=no", "-S", sock)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	// Pdeathsig fires when the thread that started the child exits; Go
+	// keeps its threads (none of this package's goroutines locks one).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return s, nil, fmt.Errorf("start the ssh master connection to %s: %w", s.Where(), err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = os.Remove(sock)
+	}
+	deadline := time.NewTimer(s.ConnectTimeout + time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// The master creates its socket once it is authenticated.
+		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			m.ControlPath = sock
+			return m, stop, nil
+		}
+		select {
+		case <-exited:
+			stop()
+			return s, nil, fmt.Errorf("ssh master connection to %s: %s", s.Where(), strings.TrimSpace(errb.String()))
+		case <-deadline.C:
+			stop()
+			return s, nil, fmt.Errorf("ssh master connection to %s: not up within %v", s.Where(), s.ConnectTimeout)
+		case <-ctx.Done():
+			stop()
+			return s, nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // Where names the destination.

@@ -152,6 +152,42 @@ type Summary struct {
 	SourceState      string `json:"source_state"`
 	DestinationState string `json:"destination_state"`
 	Error            string `json:"error,omitempty"`
+	// PhasesMS is how long each phase took, by the wall clock: the
+	// caller times them through OnPhase (crhook migrate does).
+	PhasesMS map[Phase]int64 `json:"phases_ms,omitempty"`
+}
+
+// PhaseTimer times the phases of a migration through Options.OnPhase.
+type PhaseTimer struct {
+	now   func() time.Time
+	cur   Phase
+	start time.Time
+	took  map[Phase]int64
+}
+
+// NewPhaseTimer returns a timer reading the clock now (time.Now if nil).
+func NewPhaseTimer(now func() time.Time) *PhaseTimer {
+	if now == nil {
+		now = time.Now
+	}
+	return &PhaseTimer{now: now, took: map[Phase]int64{}}
+}
+
+// Enter is an OnPhase: the phase before p ends, p starts.
+func (pt *PhaseTimer) Enter(p Phase) {
+	t := pt.now()
+	if pt.cur != "" {
+		pt.took[pt.cur] += t.Sub(pt.start).Milliseconds()
+	}
+	pt.cur, pt.start = p, t
+}
+
+// Took ends the current phase and returns the time of each, in ms.
+func (pt *PhaseTimer) Took() map[Phase]int64 {
+	if pt.cur != "" && pt.cur != PhaseDone {
+		pt.Enter(PhaseDone)
+	}
+	return pt.took
 }
 
 // ErrMigration wraps every failure of Run; the summary says what each

@@ -5,6 +5,12 @@
 //	check   verify every page; prints "check pages=N bad=B first_bad=I max_gap_us=G"
 //	reset   forget the largest heartbeat gap seen so far; prints "reset"
 //	sweep   rewrite every page with the same pattern (a full working set)
+//	timeline  write DIR/timeline.json (with -ctl): the time of each recent
+//	        heartbeat and the start and end of each periodic sweep, in Unix
+//	        nanoseconds; prints "timeline beats=N sweeps=M"
+//
+// With -period P it also rewrites its working set (the first -ws MiB,
+// default all of it) every P: the benchmark's workloads (make bench).
 //
 // It prints "ready pages=N" once the memory is filled. The largest gap
 // between two heartbeats is the downtime the process itself saw. With
@@ -16,6 +22,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -68,21 +75,18 @@ func main() {
 	mib := flag.Int("mib", 64, "memory to fill, MiB")
 	seed := flag.Uint64("seed", 1, "pattern seed")
 	ctl := flag.String("ctl", "", "also take commands from DIR/cmd (\"SEQ COMMAND\"), answering in DIR/out (\"SEQ ANSWER\"): for containers whose stdin a test cannot reach; no file stays open, so the process dumps as it is")
-	sweepEvery := flag.Duration("sweep", 0, "rewrite every page with the same pattern every D (0: never)")
+	ws := flag.Int("ws", 0, "working set rewritten every -period, MiB (0: all)")
+	period := flag.Duration("period", 0, "rewrite the working set this often (0: never)")
+	sweepEvery := flag.Duration("sweep", 0, "rewrite every page every D: the same as -ws 0 -period D (the full-sweep workload)")
 	flag.Parse()
 	mem := make([]byte, *mib<<20)
 	fill(mem, *seed)
 	pages := len(mem) / pageSize
-	var mu sync.Mutex
-	if *sweepEvery > 0 {
-		go func() {
-			for range time.Tick(*sweepEvery) {
-				mu.Lock()
-				fill(mem, *seed)
-				mu.Unlock()
-			}
-		}()
+	if *sweepEvery > 0 && *period == 0 {
+		*period = *sweepEvery
 	}
+	var tl timeline
+	var mu sync.Mutex // one command at a time, from stdin or the control directory
 
 	var maxGap, last atomic.Int64
 	last.Store(time.Now().UnixNano())
@@ -91,11 +95,25 @@ func main() {
 			// Wall clock: the process is frozen on one host and resumed on
 			// another, both on this machine's clock.
 			now := time.Now().UnixNano()
+			tl.beat(now)
 			if gap := now - last.Swap(now); gap > maxGap.Load() {
 				maxGap.Store(gap)
 			}
 		}
 	}()
+	if *period > 0 {
+		set := mem
+		if *ws > 0 && *ws < *mib {
+			set = mem[:*ws<<20]
+		}
+		go func() {
+			for range time.Tick(*period) {
+				i := tl.sweepStart(time.Now().UnixNano())
+				fill(set, *seed) // the same pattern: check still holds
+				tl.sweepEnd(i, time.Now().UnixNano())
+			}
+		}()
+	}
 	answer := func(cmd string) string {
 		switch cmd {
 		case "check":
@@ -107,6 +125,12 @@ func main() {
 		case "sweep":
 			fill(mem, *seed)
 			return "sweep"
+		case "timeline":
+			if *ctl == "" {
+				return "timeline needs -ctl"
+			}
+			b, s := tl.write(filepath.Join(*ctl, "timeline.json"))
+			return fmt.Sprintf("timeline beats=%d sweeps=%d", b, s)
 		}
 		return fmt.Sprintf("unknown %q", cmd)
 	}
@@ -141,4 +165,58 @@ func serveCtl(dir string, answer func(string) string) {
 			_ = os.Rename(tmp, filepath.Join(dir, "out"))
 		}
 	}
+}
+
+// timeline keeps the recent heartbeats and sweeps for the benchmark, in
+// buffers allocated once (they are dumped and moved with the process).
+type timeline struct {
+	mu     sync.Mutex
+	beats  [1 << 15]int64 // about 5 minutes of heartbeats, a ring
+	nbeats int
+	sweeps [1 << 10][2]int64
+	nsweep int
+}
+
+func (t *timeline) beat(now int64) {
+	t.mu.Lock()
+	t.beats[t.nbeats%len(t.beats)] = now
+	t.nbeats++
+	t.mu.Unlock()
+}
+
+// sweepStart records a sweep as it starts (end 0: still running, so a
+// timeline written meanwhile shows it) and returns its index.
+func (t *timeline) sweepStart(start int64) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweeps[t.nsweep%len(t.sweeps)] = [2]int64{start, 0}
+	t.nsweep++
+	return t.nsweep - 1
+}
+
+func (t *timeline) sweepEnd(i int, end int64) {
+	t.mu.Lock()
+	t.sweeps[i%len(t.sweeps)][1] = end
+	t.mu.Unlock()
+}
+
+// write saves the rings in time order, through a rename.
+func (t *timeline) write(path string) (beats, sweeps int) {
+	t.mu.Lock()
+	var out struct {
+		Beats  []int64    `json:"beats"`
+		Sweeps [][2]int64 `json:"sweeps"`
+	}
+	for i := max(0, t.nbeats-len(t.beats)); i < t.nbeats; i++ {
+		out.Beats = append(out.Beats, t.beats[i%len(t.beats)])
+	}
+	for i := max(0, t.nsweep-len(t.sweeps)); i < t.nsweep; i++ {
+		out.Sweeps = append(out.Sweeps, t.sweeps[i%len(t.sweeps)])
+	}
+	t.mu.Unlock()
+	data, _ := json.Marshal(out)
+	if os.WriteFile(path+".tmp", data, 0o644) == nil {
+		_ = os.Rename(path+".tmp", path)
+	}
+	return len(out.Beats), len(out.Sweeps)
 }
