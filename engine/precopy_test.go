@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/crhook/crhook/engine/migrate"
+)
+
+// precopyPlan is round n's plan on the source (n 0: the final dump's),
+// the round before as parent.
+func precopyPlan(n int, parent string) *migrate.Plan {
+	p := streamPlan(migrate.StatusPlanned)
+	p.Mode, p.Round, p.ParentPath = migrate.ModePrecopy, n, parent
+	return p
+}
+
+// roundImages makes round n's local images on the source (what a
+// pre-dump leaves: inventory.img, no pages).
+func roundImages(t *testing.T, f *fake, n int) string {
+	t.Helper()
+	dir := RoundDir(MigrationDir(f.stateDir(), "m1"), n)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.img"), []byte("i"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestPrecopyPreDump: podman's `checkpoint --pre-checkpoint` (its
+// --pre-dump into its own pre-checkpoint directory) becomes the round's
+// pre-dump: into the round's directory of the migration, the round
+// before as parent (relative, as runc wants it), pages to the
+// destination's page server with TLS from the generated file. The
+// container is never paused, and the plan stays planned: a pre-dump
+// keeps nothing frozen.
+func TestPrecopyPreDump(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		round  int
+		parent string
+		images bool // round 1's images exist
+		want   string
+		refuse string
+	}{
+		{name: "round 1", round: 1, want: "--pre-dump --page-server 10.250.13.2:4321 "},
+		{name: "round 2 on round 1", round: 2, parent: "rounds/1", images: true, want: "--pre-dump --parent-path ../1 --page-server 10.250.13.2:4321 "},
+		{name: "round 2 without round 1's images", round: 2, parent: "rounds/1", refuse: "last pre-dump's images are missing"},
+		{name: "parent outside the rounds", round: 2, parent: "../../etc", images: true, refuse: "not a round of the migration"},
+		{name: "no round in the plan", round: 0, refuse: "names no pre-copy round"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := lazyFake(t, precopyPlan(tc.round, tc.parent))
+			if tc.images {
+				roundImages(t, f, 1)
+			}
+			ud := filepath.Join(f.root, "userdata")
+			code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(ud, "pre-checkpoint"), "--work-path", ud, "--pre-dump", testID)
+			if tc.refuse != "" {
+				if code == 0 || !strings.Contains(stderr, tc.refuse) {
+					t.Fatalf("exit %d, want a refusal saying %q: %s", code, tc.refuse, stderr)
+				}
+				if f.ran("checkpoint") {
+					t.Errorf("runc checkpoint ran: %s", f.calls())
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			round := RoundDir(MigrationDir(f.stateDir(), "m1"), tc.round)
+			want := "checkpoint --image-path " + round + " --work-path " + round + " " + tc.want + testID
+			if calls := f.calls(); !strings.Contains(calls, want) {
+				t.Errorf("want runc %q; runc calls:\n%s", want, calls)
+			}
+			if strings.Contains(f.calls(), "pause") || strings.Contains(f.calls(), "pre-checkpoint") {
+				t.Errorf("paused, or dumped into podman's directory:\n%s", f.calls())
+			}
+			if conf := f.generatedText(); !strings.Contains(conf, "\ntls\ntls-cacert /t/ca.pem\ntls-cert /t/client.pem\ntls-key /t/client-key.pem\n") {
+				t.Errorf("generated criu.conf lacks the TLS lines:\n%s", conf)
+			}
+			if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status != migrate.StatusPlanned {
+				t.Errorf("plan after a pre-dump: %+v, %v; want planned", p, err)
+			}
+		})
+	}
+}
+
+// TestPrecopyCheckpoint: the final dump is a stream's (paused,
+// --leave-running, tasks kept) on top of the last round, named relative
+// to podman's image directory; without a last round it is refused (it
+// would freeze the container for all of its memory).
+func TestPrecopyCheckpoint(t *testing.T) {
+	f := lazyFake(t, precopyPlan(0, "rounds/3"))
+	last := roundImages(t, f, 3)
+	img := filepath.Join(f.root, "userdata", "checkpoint")
+	if err := os.MkdirAll(img, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", img, testID); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rel, err := filepath.Rel(img, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls()
+	pause := strings.Index(calls, "pause "+testID)
+	dump := strings.Index(calls, "checkpoint --image-path "+img+" --parent-path "+rel+" --leave-running --page-server 10.250.13.2:4321 "+testID)
+	if pause < 0 || dump < pause || strings.Contains(calls, "resume") {
+		t.Errorf("want pause, then the final dump on round 3, never resume; runc calls:\n%s", calls)
+	}
+	if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status != migrate.StatusServing {
+		t.Errorf("plan after the dump: %+v, %v; want serving", p, err)
+	}
+
+	f = lazyFake(t, precopyPlan(0, ""))
+	if code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", img, testID); code == 0 || !strings.Contains(stderr, "names no last pre-copy round") {
+		t.Errorf("final dump without a round: exit %d: %s", code, stderr)
+	}
+	if f.ran("checkpoint") || f.ran("pause") {
+		t.Errorf("runc ran: %s", f.calls())
+	}
+}
+
+// TestPrecopyRestore: the final pages join podman's image directory,
+// whose parent link (the source's, from the archive) is replaced by one
+// to the destination's last round, so CRIU reads every other page from
+// the rounds; nothing runs unless the page server exited 0.
+func TestPrecopyRestore(t *testing.T) {
+	for _, rc := range []string{"0", "1"} {
+		t.Run("page server exit "+rc, func(t *testing.T) {
+			p := precopyPlan(0, "rounds/2")
+			p.TLS = migrate.TLSPaths{CACert: "/t/ca.pem", Cert: "/t/server.pem", Key: "/t/server-key.pem"}
+			f := lazyFake(t, p)
+			dir := MigrationDir(f.stateDir(), "m1")
+			last := RoundDir(dir, 2)
+			if err := os.MkdirAll(last, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			f.write(strings.TrimPrefix(filepath.Join(dir, StreamPages, "pagemap-1.img"), f.root+"/"), "m")
+			f.write(strings.TrimPrefix(filepath.Join(dir, StreamPages, "pages-1.img"), f.root+"/"), "p")
+			if err := os.Symlink("../rounds/2", filepath.Join(dir, StreamPages, "parent")); err != nil {
+				t.Fatal(err)
+			}
+			f.write(strings.TrimPrefix(filepath.Join(dir, PageServerRC), f.root+"/"), rc+"\n")
+			img := filepath.Join(f.root, "img")
+			if err := os.MkdirAll(img, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			// The source's link, as podman's archive brings it.
+			if err := os.Symlink("../../../run/crhook/migrations/m1/rounds/2", filepath.Join(img, "parent")); err != nil {
+				t.Fatal(err)
+			}
+			bundle := f.bundle(map[string]string{})
+			code, stderr := f.shim("--root", f.runcRoot(), "restore", "--bundle", bundle, "--image-path", img, "--work-path", bundle, "--detach", testID)
+			if rc != "0" {
+				if code == 0 || !strings.Contains(stderr, "page server exited 1") || f.ran("restore") {
+					t.Fatalf("exit %d, runc restore ran %v: %s", code, f.ran("restore"), stderr)
+				}
+				return
+			}
+			if code != 0 || !f.ran("restore") {
+				t.Fatalf("exit %d, runc restore ran %v: %s", code, f.ran("restore"), stderr)
+			}
+			if target, err := os.Readlink(filepath.Join(img, "parent")); err != nil || target != last {
+				t.Errorf("parent link -> %q (%v), want the last round %q", target, err, last)
+			}
+			for _, name := range []string{"pagemap-1.img", "pages-1.img"} {
+				if _, err := os.Stat(filepath.Join(img, name)); err != nil {
+					t.Errorf("%s not moved into the image directory: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestWithoutFlags: podman's image and work paths and --pre-dump go,
+// in both spellings; the container ID stays even when it looks like a
+// dropped flag's value.
+func TestWithoutFlags(t *testing.T) {
+	got := strings.Join(withoutFlags([]string{"--image-path", "/a", "--work-path=/b", "--pre-dump", "--tcp-established", "id"},
+		map[string]bool{"--pre-dump": false, "--image-path": true, "--work-path": true}), " ")
+	if got != "--tcp-established id" {
+		t.Errorf("got %q", got)
+	}
+	if got := withoutFlags([]string{"--image-path", "id"}, map[string]bool{"--image-path": true}); len(got) != 1 || got[0] != "id" {
+		t.Errorf("got %q", got)
+	}
+}
