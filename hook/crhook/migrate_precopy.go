@@ -70,6 +70,12 @@ func precopyAgentCmds(stateDir func() (string, error)) []*cobra.Command {
 			return err
 		}
 		return writeJSON(cmd.OutOrStdout(), map[string]int{"port": port})
+	}}, {Use: "replan ID", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+		d, err := stateDir()
+		if err != nil {
+			return err
+		}
+		return orchestrate.AgentReplan(d, a[0], cmd.InOrStdin())
 	}}, {Use: "round-progress MIGRATION ROUND", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
 		d, err := stateDir()
 		if err != nil {

@@ -16,6 +16,9 @@ type PreDumper interface {
 	// PreDump runs one pre-dump round of the container into the page
 	// server its plan names; the container keeps running.
 	PreDump(ctx context.Context, name string) error
+	// Replan updates the plan Prepare installed for the next round,
+	// keeping its TLS files.
+	Replan(ctx context.Context, id string, plan *migrate.Plan) error
 }
 
 // RoundServer is a Destination that serves pre-copy rounds.
@@ -87,7 +90,12 @@ func (m *run) precopy(addr string) (*Summary, error) {
 			return abort("round %d: %w", n, err)
 		}
 		m.plan.PageServer.Port = port
-		if err := m.src.Prepare(ctx, c.ID, m.plan, pki.RoleClient, m.material); err != nil {
+		if n == 1 {
+			err = m.src.Prepare(ctx, c.ID, m.plan, pki.RoleClient, m.material)
+		} else {
+			err = pd.Replan(ctx, c.ID, m.plan)
+		}
+		if err != nil {
 			return abort("round %d: %w", n, err)
 		}
 		start := m.now()
@@ -124,7 +132,7 @@ func (m *run) precopy(addr string) (*Summary, error) {
 		return abort("final page server: %w", err)
 	}
 	m.plan.PageServer.Port = port
-	if err := m.src.Prepare(ctx, c.ID, m.plan, pki.RoleClient, m.material); err != nil {
+	if err := pd.Replan(ctx, c.ID, m.plan); err != nil {
 		return abort("final dump: %w", err)
 	}
 	return m.streamDump()

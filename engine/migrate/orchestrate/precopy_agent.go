@@ -1,6 +1,7 @@
 package orchestrate
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -27,13 +28,48 @@ func AgentServeRound(stateDir, id string, n, last int, r io.Reader) (int, error)
 			return 0, err
 		}
 	}
-	if err := install(stateDir, id, req, role); err != nil {
+	// The TLS files are written once, for round 1: they are made fresh
+	// for each migration and never overwritten (pki.WriteFiles).
+	if n == 1 {
+		err = install(stateDir, id, req, role)
+	} else {
+		err = replan(stateDir, id, req.Plan)
+	}
+	if err != nil {
 		return 0, err
 	}
 	if err := engine.StartRoundPageServer(stateDir, req.Plan, engine.CriuBinary("criu"), n, last); err != nil {
 		return 0, err
 	}
 	return req.Plan.PageServer.Port, nil
+}
+
+// AgentReplan reads a plan from r and installs it for container id in
+// place of the plan of the same pre-copy migration already there, with
+// the TLS files that one names: the source's plan for each round after
+// the first, and for the final dump.
+func AgentReplan(stateDir, id string, r io.Reader) error {
+	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
+	dec.DisallowUnknownFields()
+	var p migrate.Plan
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("read the pre-copy plan: %w", err)
+	}
+	return replan(stateDir, id, &p)
+}
+
+// replan writes p over the plan of the same pre-copy migration, keeping
+// its TLS paths; there must be one.
+func replan(stateDir, id string, p *migrate.Plan) error {
+	old, err := engine.ReadPlan(stateDir, id)
+	if err != nil {
+		return err
+	}
+	if old == nil || old.MigrationID != p.MigrationID || old.Mode != migrate.ModePrecopy || p.Mode != migrate.ModePrecopy {
+		return fmt.Errorf("container %s has no plan of pre-copy migration %s here to update (round 1 installs it)", id, p.MigrationID)
+	}
+	p.TLS = old.TLS
+	return engine.WritePlan(stateDir, id, p)
 }
 
 // AgentRoundProgress is AgentProgress of the destination's page server

@@ -23,6 +23,19 @@ func (h *PodmanHost) PreDump(ctx context.Context, name string) error {
 	return nil
 }
 
+// Replan updates the plan of the pre-copy migration there (each round
+// after the first, and the final dump), keeping its TLS files.
+func (h *PodmanHost) Replan(ctx context.Context, id string, p *migrate.Plan) error {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if _, err := h.R.Run(ctx, bytes.NewReader(data), h.Crhook, "migrate-agent", "replan", id); err != nil {
+		return fmt.Errorf("update the pre-copy plan on %s: %w", h.R.Where(), err)
+	}
+	return nil
+}
+
 // ServeRound starts the destination's page server of pre-copy round n
 // (0: the final dump, after last rounds) through the agent.
 func (h *PodmanHost) ServeRound(ctx context.Context, id string, p *migrate.Plan, m *pki.TLSMaterial, n, last int) (int, error) {

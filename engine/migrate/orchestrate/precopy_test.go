@@ -2,6 +2,7 @@ package orchestrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crhook/crhook/engine"
 	"github.com/crhook/crhook/engine/migrate"
 	"github.com/crhook/crhook/engine/migrate/pki"
 )
@@ -38,6 +40,13 @@ func (f *precopyFake) PreDump(context.Context, string) error {
 		return errors.New("src PreDump broke")
 	}
 	return f.rec("PreDump")
+}
+
+func (f *precopyFake) Replan(_ context.Context, _ string, p *migrate.Plan) error {
+	if p.Mode != migrate.ModePrecopy {
+		return errors.New("replan for the wrong mode")
+	}
+	return f.rec("Replan")
 }
 
 func (f *precopyFake) ServeRound(_ context.Context, _ string, p *migrate.Plan, _ *pki.TLSMaterial, n, last int) (int, error) {
@@ -94,8 +103,8 @@ func TestRunPrecopy(t *testing.T) {
 		{name: "converges after round 2", table: converging, policy: budget, dstProg: []Progress{received},
 			wantRounds: []migrate.Action{migrate.Continue, migrate.Converged},
 			wantServed: []string{"1 0 ", "2 1 rounds/1", "0 2 rounds/2"},
-			want: []string{"dst.ServeRound 1", "src.Prepare", "src.PreDump", "dst.RoundProgress 1", "dst.ServeRound 2", "src.Prepare", "src.PreDump",
-				"dst.RoundProgress 2", "dst.ServeRound 0", "src.Prepare", "src.Checkpoint", "dst.Progress", "dst.Send", "dst.Restore", "src.Abort", "dst.Cleanup"},
+			want: []string{"dst.ServeRound 1", "src.Prepare", "src.PreDump", "dst.RoundProgress 1", "dst.ServeRound 2", "src.Replan", "src.PreDump",
+				"dst.RoundProgress 2", "dst.ServeRound 0", "src.Replan", "src.Checkpoint", "dst.Progress", "dst.Send", "dst.Restore", "src.Abort", "dst.Cleanup"},
 			never: []string{"src.Rollback", "dst.Remove", "dst.Abort"}, srcState: "stopped"},
 		{name: "not converging", table: flat, policy: budget, dstProg: []Progress{received},
 			wantRounds: []migrate.Action{migrate.Continue, migrate.NotConverging},
@@ -154,6 +163,11 @@ func TestRunPrecopy(t *testing.T) {
 					t.Errorf("call %s must not happen: %v", n, calls)
 				}
 			}
+			// Round 1 installs the source's TLS files; later rounds only
+			// update its plan (a second Prepare is refused on a real host).
+			if n := strings.Count(strings.Join(calls, " "), "src.Prepare"); n > 1 {
+				t.Errorf("src.Prepare %d times: %v", n, calls)
+			}
 			var got []migrate.Action
 			for i, r := range s.Rounds {
 				got = append(got, r.Decision)
@@ -174,5 +188,64 @@ func TestRunPrecopy(t *testing.T) {
 				t.Errorf("summary mode %q", s.Mode)
 			}
 		})
+	}
+}
+
+// TestAgentReplan: each round after the first, and the final dump,
+// updates the plan of the same pre-copy migration while the TLS files
+// round 1 wrote stay: writing them again is refused (pki makes them
+// fresh per migration), which failed round 2 in the guest before
+// replan. A plan of another migration, or none, is not updated.
+func TestAgentReplan(t *testing.T) {
+	dir := t.TempDir()
+	const id = "0123456789abcdef"
+	d := migrate.Duration(time.Minute)
+	p := &migrate.Plan{Version: migrate.PlanVersion, Mode: migrate.ModePrecopy, MigrationID: "m1", Round: 1,
+		PageServer: migrate.PageServer{Address: "10.0.0.1", Port: 4001}, Status: migrate.StatusPlanned,
+		Timeouts: migrate.Timeouts{Connect: d, NoProgress: d, Total: d}}
+	m, err := pki.NewTLSMaterial([]string{"10.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(p *migrate.Plan) *strings.Reader {
+		data, err := json.Marshal(agentRequest{Plan: p, Role: "client", Material: &pki.TLSMaterial{CACert: m.CACert, ClientCert: m.ClientCert, ClientKey: m.ClientKey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.NewReader(string(data))
+	}
+	plan := func(p *migrate.Plan) *strings.Reader {
+		data, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.NewReader(string(data))
+	}
+	if err := AgentReplan(dir, id, plan(p)); err == nil || !strings.Contains(err.Error(), "round 1 installs it") {
+		t.Fatalf("replan without a plan: %v", err)
+	}
+	if err := AgentPrepare(dir, id, req(p)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := engine.ReadPlan(dir, id)
+	if err != nil || first.TLS.Cert == "" {
+		t.Fatalf("round 1's plan: %+v, %v", first, err)
+	}
+	if err := AgentPrepare(dir, id, req(p)); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("a second prepare of the same migration: %v, want the TLS files refused", err)
+	}
+	r2 := *p
+	r2.Round, r2.ParentPath, r2.PageServer.Port = 2, "rounds/1", 4002
+	if err := AgentReplan(dir, id, plan(&r2)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := engine.ReadPlan(dir, id)
+	if err != nil || got.Round != 2 || got.ParentPath != "rounds/1" || got.PageServer.Port != 4002 || got.TLS != first.TLS {
+		t.Fatalf("round 2's plan: %+v, %v; want round 2 on round 1, port 4002, TLS %+v", got, err, first.TLS)
+	}
+	other := r2
+	other.MigrationID = "m2"
+	if err := AgentReplan(dir, id, plan(&other)); err == nil {
+		t.Fatal("a plan of another migration replaced this one's")
 	}
 }
