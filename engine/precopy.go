@@ -72,7 +72,7 @@ func StartRoundPageServer(stateDir string, p *migrate.Plan, criu string, n, last
 		prev = filepath.Join("..", strconv.Itoa(n-1))
 	}
 	if prev != "" {
-		if _, err := os.Stat(filepath.Join(images, "..", prev)); err != nil {
+		if _, err := os.Stat(filepath.Join(images, prev)); err != nil {
 			return fmt.Errorf("the previous round's images are missing here: %w", err)
 		}
 	}

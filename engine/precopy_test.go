@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crhook/crhook/engine/migrate"
 )
@@ -190,5 +191,50 @@ func TestWithoutFlags(t *testing.T) {
 	}
 	if got := withoutFlags([]string{"--image-path", "id"}, map[string]bool{"--image-path": true}); len(got) != 1 || got[0] != "id" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestStartRoundPageServer: round 1's page server writes rounds/1 with
+// no parent; round N's rounds/N with --prev-images-dir ../N-1, refused
+// when round N-1 is not there; the final's pages with ../rounds/LAST.
+func TestStartRoundPageServer(t *testing.T) {
+	root := t.TempDir()
+	criu := filepath.Join(root, "criu")
+	if err := os.WriteFile(criu, []byte("#!/bin/sh\necho \"$*\" >\"$0.args\"; printf '\\0' >&3; exec 3>&-\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := precopyPlan(0, "")
+	p.Timeouts.Connect = migrate.Duration(5 * time.Second)
+	dir := MigrationDir(root, "m1")
+	for _, tc := range []struct {
+		n, last    int
+		images     string
+		prev, fail string
+	}{
+		{n: 2, last: 1, fail: "previous round's images are missing"},
+		{n: 1, images: RoundDir(dir, 1)},
+		{n: 2, last: 1, images: RoundDir(dir, 2), prev: "../1"},
+		{n: 0, last: 2, images: filepath.Join(dir, StreamPages), prev: "../rounds/2"},
+		{n: 0, last: 0, fail: "want round >= 1"},
+	} {
+		_ = os.Remove(criu + ".args")
+		err := StartRoundPageServer(root, p, criu, tc.n, tc.last)
+		if tc.fail != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.fail) {
+				t.Errorf("round %d after %d: %v, want %q", tc.n, tc.last, err, tc.fail)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("round %d after %d: %v", tc.n, tc.last, err)
+		}
+		args, _ := os.ReadFile(criu + ".args")
+		if !strings.HasPrefix(string(args), "page-server --images-dir "+tc.images+" ") {
+			t.Errorf("round %d: criu %s", tc.n, args)
+		}
+		hasPrev := strings.Contains(string(args), "--prev-images-dir")
+		if tc.prev == "" && hasPrev || tc.prev != "" && !strings.Contains(string(args), "--prev-images-dir "+tc.prev+"\n") {
+			t.Errorf("round %d: criu %s, want prev %q", tc.n, args, tc.prev)
+		}
 	}
 }
