@@ -228,6 +228,15 @@ func TestStartRoundPageServer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d after %d: %v", tc.n, tc.last, err)
 		}
+		// The supervisor writes the exit status last: wait for it, the
+		// next round's start removes it.
+		deadline := time.Now().Add(10 * time.Second)
+		for !fileExists(filepath.Join(dir, PageServerRC)) {
+			if time.Now().After(deadline) {
+				t.Fatal("no exit status from the supervisor")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		args, _ := os.ReadFile(criu + ".args")
 		if !strings.HasPrefix(string(args), "page-server --images-dir "+tc.images+" ") {
 			t.Errorf("round %d: criu %s", tc.n, args)
