@@ -219,7 +219,19 @@ func (r *runner) precopyCheckpoint(id string, p *migrate.Plan) int {
 	}
 	final := *p
 	final.ParentPath = parent
-	return r.streamCheckpoint(id, &final)
+	code := r.streamCheckpoint(id, &final)
+	if code == 0 {
+		// CRIU's link to the last round (images/parent) would go into
+		// podman's archive, and podman's import refuses a link that leaves
+		// the image directory ("invalid symlink"). The destination links
+		// its own last round at restore; a rollback dumps afresh.
+		if fi, err := os.Lstat(filepath.Join(images, parentLink)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			if err := os.Remove(filepath.Join(images, parentLink)); err != nil {
+				fmt.Fprintf(r.stderr, "crhook: warning: podman's import will refuse the archive: %v\n", err)
+			}
+		}
+	}
+	return code
 }
 
 // precopyRestore restores on the destination: the final page server's
