@@ -31,9 +31,10 @@ import (
 //	             with parent ../rounds/LAST
 //	source       podman checkpoint: paused, --leave-running, --parent-path
 //	             the last round, as a stream's (tasks kept frozen)
-//	destination  restore: the final pages join podman's images and their
-//	             parent link points at the last round: CRIU reads each
-//	             page from the newest image that has it
+//	destination  restore: the final pages join podman's images, the rounds
+//	             move in beside them, and the image directory's parent
+//	             link names the last round there: CRIU reads each page from
+//	             the newest image in the chain that has it
 const (
 	// PrecopyRounds is the directory of the rounds, on both ends: the
 	// source's local images of each pre-dump (inventory, no pages), the
@@ -235,10 +236,13 @@ func (r *runner) precopyCheckpoint(id string, p *migrate.Plan) int {
 }
 
 // precopyRestore restores on the destination: the final page server's
-// images join podman's, and podman's image directory gets a parent link
-// to the last round (the one the source's dump brought, into the
-// source's rounds, is replaced), so CRIU reads every page not in the
-// final dump from the rounds.
+// images join podman's, the rounds move into podman's image directory
+// (precopyRoundsIn), and its parent link (the source's, from the archive,
+// is replaced) names the last of them, so CRIU reads every page not in
+// the final dump from the rounds. Every link stays inside the image
+// directory: CRIU follows them in the restored task, after it moved into
+// the container's root, where an absolute path (or a relative one that
+// leaves the directory) names nothing: "Can't open parent path".
 func (r *runner) precopyRestore(id string, p *migrate.Plan) int {
 	fail := func(err error) int {
 		fmt.Fprintf(r.stderr, "crhook: pre-copy restore of container %s for migration %s failed: %v; nothing runs\n", id, p.MigrationID, err)
@@ -248,21 +252,30 @@ func (r *runner) precopyRestore(id string, p *migrate.Plan) int {
 	if !filepath.IsAbs(images) {
 		return fail(fmt.Errorf("restore has no absolute --image-path (%q)", images))
 	}
-	if p.ParentPath == "" {
-		return fail(errors.New("the plan names no last round (parent_path): the pages of the pre-copy rounds cannot be found"))
-	}
 	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
-	last := filepath.Join(dir, filepath.Clean(p.ParentPath))
-	if !strings.HasPrefix(last, filepath.Join(dir, PrecopyRounds)+"/") {
-		return fail(fmt.Errorf("plan parent_path %q is not a round of the migration", p.ParentPath))
+	rounds := filepath.Join(dir, PrecopyRounds)
+	last, err := filepath.Rel(PrecopyRounds, filepath.Clean(p.ParentPath))
+	if p.ParentPath == "" || err != nil || strings.HasPrefix(last, "..") || strings.Contains(last, "/") {
+		return fail(fmt.Errorf("plan parent_path %q is not a round of the migration (rounds/N)", p.ParentPath))
 	}
-	if _, err := os.Stat(last); err != nil {
+	if _, err := os.Stat(filepath.Join(rounds, last)); err != nil {
 		return fail(fmt.Errorf("the last round's pages are missing: %w", err))
+	}
+	// Only after every page arrived: streamRestore checks the same first.
+	if data, err := os.ReadFile(filepath.Join(dir, PageServerRC)); err != nil || strings.TrimSpace(string(data)) != "0" {
+		return r.streamRestore(id, p)
 	}
 	// The final page server's own link (to ../rounds/LAST) is not moved:
 	// movePages takes regular files only.
 	if err := os.Remove(filepath.Join(dir, StreamPages, parentLink)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail(err)
+	}
+	in := filepath.Join(images, precopyRoundsIn)
+	if _, err := os.Lstat(in); !errors.Is(err, fs.ErrNotExist) {
+		return fail(fmt.Errorf("the imported image directory already has %s: refusing to mix it with the rounds", in))
+	}
+	if err := moveTree(rounds, in); err != nil {
+		return fail(fmt.Errorf("move the pre-copy rounds into %s: %w", images, err))
 	}
 	if fi, err := os.Lstat(filepath.Join(images, parentLink)); err == nil {
 		if fi.Mode()&fs.ModeSymlink == 0 {
@@ -272,8 +285,68 @@ func (r *runner) precopyRestore(id string, p *migrate.Plan) int {
 			return fail(err)
 		}
 	}
-	if err := os.Symlink(last, filepath.Join(images, parentLink)); err != nil {
+	if err := os.Symlink(filepath.Join(precopyRoundsIn, last), filepath.Join(images, parentLink)); err != nil {
 		return fail(err)
 	}
 	return r.streamRestore(id, p)
+}
+
+// precopyRoundsIn is where the rounds go in podman's image directory.
+const precopyRoundsIn = "precopy-rounds"
+
+// moveTree moves directory from to to (which must not exist): a rename,
+// or across file systems a copy of its directories, regular files and
+// links (kept as they are: the rounds' parent links are relative to
+// their place in the tree), then the removal of from.
+func moveTree(from, to string) error {
+	err := os.Rename(from, to)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	err = filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(to, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(dst, 0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		case d.Type().IsRegular():
+			return copyFileKeep(path, dst)
+		}
+		return fmt.Errorf("%s is neither a directory, a file nor a link (%v)", path, d.Type())
+	})
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(from)
+}
+
+// copyFileKeep is copyFile without removing src (moveTree removes the
+// whole tree once it is copied).
+func copyFileKeep(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

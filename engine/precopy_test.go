@@ -135,10 +135,12 @@ func TestPrecopyCheckpoint(t *testing.T) {
 	}
 }
 
-// TestPrecopyRestore: the final pages join podman's image directory,
-// whose parent link (the source's, from the archive) is replaced by one
-// to the destination's last round, so CRIU reads every other page from
-// the rounds; nothing runs unless the page server exited 0.
+// TestPrecopyRestore: the final pages join podman's image directory, the
+// rounds move into it, and its parent link (the source's, from the
+// archive, is replaced) names the last round inside it: CRIU follows the
+// links from the restored task, inside the container's root, where a
+// path leaving the image directory names nothing ("Can't open parent
+// path" in the guest). Nothing runs unless the page server exited 0.
 func TestPrecopyRestore(t *testing.T) {
 	for _, rc := range []string{"0", "1"} {
 		t.Run("page server exit "+rc, func(t *testing.T) {
@@ -146,8 +148,10 @@ func TestPrecopyRestore(t *testing.T) {
 			p.TLS = migrate.TLSPaths{CACert: "/t/ca.pem", Cert: "/t/server.pem", Key: "/t/server-key.pem"}
 			f := lazyFake(t, p)
 			dir := MigrationDir(f.stateDir(), "m1")
-			last := RoundDir(dir, 2)
-			if err := os.MkdirAll(last, 0o700); err != nil {
+			for _, n := range []int{1, 2} {
+				f.write(strings.TrimPrefix(filepath.Join(RoundDir(dir, n), "pagemap-1.img"), f.root+"/"), "round")
+			}
+			if err := os.Symlink("../1", filepath.Join(RoundDir(dir, 2), "parent")); err != nil {
 				t.Fatal(err)
 			}
 			f.write(strings.TrimPrefix(filepath.Join(dir, StreamPages, "pagemap-1.img"), f.root+"/"), "m")
@@ -160,7 +164,7 @@ func TestPrecopyRestore(t *testing.T) {
 			if err := os.MkdirAll(img, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			// The source's link, as podman's archive brings it.
+			// A link from the archive, as an older source left it.
 			if err := os.Symlink("../../../run/crhook/migrations/m1/rounds/2", filepath.Join(img, "parent")); err != nil {
 				t.Fatal(err)
 			}
@@ -175,15 +179,54 @@ func TestPrecopyRestore(t *testing.T) {
 			if code != 0 || !f.ran("restore") {
 				t.Fatalf("exit %d, runc restore ran %v: %s", code, f.ran("restore"), stderr)
 			}
-			if target, err := os.Readlink(filepath.Join(img, "parent")); err != nil || target != last {
-				t.Errorf("parent link -> %q (%v), want the last round %q", target, err, last)
+			if target, err := os.Readlink(filepath.Join(img, "parent")); err != nil || target != "precopy-rounds/2" {
+				t.Errorf("parent link -> %q (%v), want precopy-rounds/2, inside the image directory", target, err)
 			}
-			for _, name := range []string{"pagemap-1.img", "pages-1.img"} {
+			// The chain resolves within the image directory.
+			for _, name := range []string{"parent/pagemap-1.img", "parent/parent/pagemap-1.img", "pagemap-1.img", "pages-1.img"} {
 				if _, err := os.Stat(filepath.Join(img, name)); err != nil {
-					t.Errorf("%s not moved into the image directory: %v", name, err)
+					t.Errorf("%s: %v", name, err)
 				}
 			}
 		})
+	}
+}
+
+// TestMoveTree: the rounds move with their relative parent links, also
+// across file systems (the state directory on tmpfs, podman's storage on
+// disk), where it is a copy.
+func TestMoveTree(t *testing.T) {
+	for _, toBase := range []string{t.TempDir(), "/dev/shm"} {
+		if fi, err := os.Stat(toBase); err != nil || !fi.IsDir() {
+			continue
+		}
+		from := filepath.Join(t.TempDir(), "rounds")
+		for _, n := range []string{"1", "2"} {
+			if err := os.MkdirAll(filepath.Join(from, n), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(from, n, "pages-1.img"), []byte("pages "+n), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink("../1", filepath.Join(from, "2", "parent")); err != nil {
+			t.Fatal(err)
+		}
+		to, err := os.MkdirTemp(toBase, "crhook-movetree-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(to) })
+		to = filepath.Join(to, "precopy-rounds")
+		if err := moveTree(from, to); err != nil {
+			t.Fatalf("to %s: %v", toBase, err)
+		}
+		if data, err := os.ReadFile(filepath.Join(to, "2", "parent", "pages-1.img")); err != nil || string(data) != "pages 1" {
+			t.Errorf("to %s: round 2's parent reads %q, %v", toBase, data, err)
+		}
+		if _, err := os.Stat(from); err == nil {
+			t.Errorf("to %s: %s is still there", toBase, from)
+		}
 	}
 }
 
