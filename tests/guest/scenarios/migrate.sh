@@ -17,13 +17,16 @@
 # memtouch verifies every page (lazy: each faulted in from a's page
 # server; stream: all received by b's page server before the restore)
 # and keeps writing (heartbeat); on a the container is stopped and its
-# memtouch gone: exactly one running copy.
+# memtouch gone: exactly one running copy. precopy (pre-dump rounds into
+# b's page servers, then a streamed final dump on top of the last round):
+# at least two rounds, the stop rule's verdict and reason after each
+# logged, "continue" until the last, which stops.
 . ./lib.sh
 
 role=$1 me=$2 peer=$3
 IMAGE=localhost/crhook-test/busybox
 # The modes, in order; b receives in the same order.
-MODES=${MIGRATE_MODES:-stream lazy}
+MODES=${MIGRATE_MODES:-stream lazy precopy}
 # Small: under TCG each lazily faulted page costs ~65 ms (8 MiB took
 # 130 s to fault in on b), so the test's time is this size.
 MIB=${MIGRATE_MIB:-4}
@@ -55,8 +58,8 @@ verify() {
 receive() {
 	_n=mig-$1
 	step "receive $_n ($1)"
-	poll 600 sh -c "podman inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running || test -e /tmp/sent-$1 || test -e /tmp/migrate-done"
-	if podman inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running; then
+	poll 600 sh -c "podman container inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running || test -e /tmp/sent-$1 || test -e /tmp/migrate-done"
+	if podman container inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running; then
 		pass "$1: container $_n runs here after the migration"
 	else
 		fail "$1: container $_n never ran here (sshd log below)"
@@ -64,7 +67,7 @@ receive() {
 		echo ok >/tmp/b-verified-$1
 		return
 	fi
-	check "$1: it runs under the crhook runtime" sh -c "podman inspect -f '{{.OCIRuntime}}' $_n | grep -qx crhook"
+	check "$1: it runs under the crhook runtime" sh -c "podman container inspect -f '{{.OCIRuntime}}' $_n | grep -qx crhook"
 	if line=$(verify $_n); then
 		case $line in
 		"verify ok"*) pass "$1: every page verified here: $line" ;;
@@ -143,9 +146,16 @@ trap 'onb touch /tmp/migrate-done 2>/dev/null' EXIT
 # the summary and that exactly one copy runs; b checks the pages.
 send() {
 	_n=mig-$1
+	# precopy: a write rate its rounds can outrun (4 pages per 100 ms,
+	# 160 KiB/s; 32 per 50 ms would dirty all 4 MiB within one TCG round),
+	# and a budget no round under TCG meets at first (each takes seconds),
+	# so the stop rule says continue before it stops.
+	_dirty="-dirty 32 -interval 50ms" _extra=""
+	[ "$1" = precopy ] && _dirty="-dirty 4 -interval 100ms" _extra="--max-downtime 300ms"
 	step "container $_n on $me"
+	# shellcheck disable=SC2086 # _dirty is two flags
 	if ! check "$1: podman --runtime crhook run" podman --runtime crhook run -d --name $_n --network none \
-		-v /var/lib/crhook-test/bin:/t:ro "$IMAGE" /t/memtouch -mib "$MIB" -dirty 32 -interval 50ms ||
+		-v /var/lib/crhook-test/bin:/t:ro "$IMAGE" /t/memtouch -mib "$MIB" $_dirty ||
 		! check "$1: memtouch filled $MIB MiB" poll 120 sh -c "podman logs $_n | grep -q ^ready"; then
 		onb touch /tmp/sent-$1
 		return
@@ -155,36 +165,59 @@ send() {
 
 	step "crhook migrate --mode $1 $_n ssh://guestb"
 	t1=$(cut -d' ' -f1 /proc/uptime)
-	if crhook migrate $_n ssh://guestb --mode "$1" --ssh-config $CFG --format json \
+	# shellcheck disable=SC2086 # _extra is flags
+	if crhook migrate $_n ssh://guestb --mode "$1" $_extra --ssh-config $CFG --format json \
 		--connect-timeout 60s --no-progress-timeout 60s --timeout 5m >/tmp/summary-$1.json 2>/tmp/migrate-$1.err; then
 		pass "$1: crhook migrate exited 0 after $(awk -v a="$t1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s"
 	else
 		fail "$1: crhook migrate failed"
 		tail -n 30 /tmp/migrate-$1.err | indent
 		tail -n 15 /run/crhook/migrations/*/*.out 2>&1 | indent
+		podman logs $_n 2>&1 | tail -n 5 | indent
 	fi
 	onb touch /tmp/sent-$1
 	indent </tmp/summary-$1.json
 	check "$1: summary: phase done" grep -q '"phase": *"done"' /tmp/summary-$1.json
 	check "$1: summary: source stopped" grep -q '"source_state": *"stopped"' /tmp/summary-$1.json
 	check "$1: summary: mode $1" grep -q "\"mode\": *\"$1\"" /tmp/summary-$1.json
+	[ "$1" = precopy ] && precopy_rounds /tmp/summary-$1.json
 
 	step "$1: exactly one running copy"
-	st=$(podman inspect -f '{{.State.Status}}' $_n 2>&1)
+	st=$(podman container inspect -f '{{.State.Status}}' $_n 2>&1)
 	case $st in
 	running) fail "$1: the source container still runs here" ;;
 	*) pass "$1: source container here: $st" ;;
 	esac
 	check "$1: no memtouch process here" sh -c '! pgrep -x memtouch'
-	if onb podman inspect -f '{{.State.Status}}' $_n 2>&1 | grep -qx running; then
+	# Polled: b's podman is busy with its own checks of the container.
+	if poll 60 sh -c "ssh -F $CFG guestb podman container inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running"; then
 		pass "$1: the container runs on $peer"
 		# b asserts its copy's pages itself (its own PASS/FAIL lines).
 		check "$1: $peer finished checking its copy" poll 400 onb test -e /tmp/b-verified-$1
 	else
 		# Not waiting for b's page check: it waits for a running container.
-		fail "$1: the container does not run on $peer"
+		fail "$1: the container does not run on $peer: $(onb podman container inspect -f '{{.State.Status}}' $_n 2>&1 | tail -n 3)"
+		onb podman ps -a --format "'{{.ID}} {{.Names}} {{.Status}}'" 2>&1 | indent
 	fi
 	podman rm -f -t 0 $_n >/dev/null 2>&1
+}
+
+# precopy_rounds SUMMARY: the rounds and the stop rule's verdicts: at
+# least two rounds, every one but the last "continue", the last a stop.
+precopy_rounds() {
+	_v=$(grep -o '"decision": *"[a-z-]*"' "$1" | sed 's/.*"\([a-z-]*\)"$/\1/' | tr '\n' ' ')
+	echo "      stop rule verdicts, round by round: $_v"
+	grep -o '"reason": *"[^"]*"' "$1" | indent
+	# _rounds, not _n: sh has no locals, and send's _n names the container.
+	_rounds=$(echo $_v | wc -w)
+	check "precopy: at least 2 pre-dump rounds ($_rounds)" test "$_rounds" -ge 2
+	_last=$(echo $_v | awk '{ print $NF }')
+	case $_last in
+	converged | not-converging | round-cap) pass "precopy: the stop rule stopped after round $_rounds: $_last" ;;
+	*) fail "precopy: last verdict ${_last:-none}, not a stop" ;;
+	esac
+	_early=$(echo $_v | awk '{ $NF = ""; print }' | tr ' ' '\n' | grep -v '^$' | grep -vx continue)
+	check "precopy: every verdict before the last is continue" test -z "$_early"
 }
 
 for mode in $MODES; do
