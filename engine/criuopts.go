@@ -292,13 +292,9 @@ func CriuOptsFromPlan(p *migrate.Plan, cmd string, statusFd int) (CriuOpts, erro
 		// Of a container the shim paused: the dumped tasks stay frozen.
 		ps := p.PageServer
 		return CriuOpts{LeaveRunning: true, PageServer: &ps, TLS: &tls}, nil
-	case cmd == "checkpoint": // precopy's final dump
+	case cmd == "checkpoint": // precopy's final dump: a stream's, on top of the last round
 		ps := p.PageServer
-		o := CriuOpts{PageServer: &ps, TLS: &tls}
-		if p.ParentPath != "" {
-			o.ParentPath = p.ParentPath
-		}
-		return o, nil
+		return CriuOpts{LeaveRunning: true, PageServer: &ps, ParentPath: p.ParentPath, TLS: &tls}, nil
 	case cmd == "restore":
 		return CriuOpts{}, nil
 	}

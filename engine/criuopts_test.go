@@ -197,7 +197,7 @@ func TestCriuOptsFromPlan(t *testing.T) {
 		{"lazy destination", plan(migrate.ModeLazy, ""), "restore", CriuOpts{LazyPages: true, TLS: testTLS}},
 		{"stream source", plan(migrate.ModeStream, ""), "checkpoint", CriuOpts{LeaveRunning: true, PageServer: ps, TLS: testTLS}},
 		{"stream destination", plan(migrate.ModeStream, ""), "restore", CriuOpts{}},
-		{"precopy final dump", plan(migrate.ModePrecopy, "../round-2"), "checkpoint", CriuOpts{PageServer: ps, ParentPath: "../round-2", TLS: testTLS}},
+		{"precopy final dump", plan(migrate.ModePrecopy, "../round-2"), "checkpoint", CriuOpts{LeaveRunning: true, PageServer: ps, ParentPath: "../round-2", TLS: testTLS}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := CriuOptsFromPlan(tt.plan, tt.cmd, 7)

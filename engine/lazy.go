@@ -67,6 +67,12 @@ func (r *runner) migration(id string) (code int, ok bool) {
 	switch {
 	case p.Status == migrate.StatusFailed && r.inv.cmd == "restore":
 		return r.rollbackRestore(id, p), true
+	case p.Mode == migrate.ModePrecopy && r.inv.cmd == "checkpoint" && r.inv.hasFlag("--pre-dump"):
+		return r.precopyPreDump(id, p), true
+	case p.Mode == migrate.ModePrecopy && r.inv.cmd == "checkpoint":
+		return r.precopyCheckpoint(id, p), true
+	case p.Mode == migrate.ModePrecopy:
+		return r.precopyRestore(id, p), true
 	case p.Mode == migrate.ModeStream && r.inv.cmd == "checkpoint":
 		return r.streamCheckpoint(id, p), true
 	case p.Mode == migrate.ModeStream:
@@ -81,15 +87,15 @@ func (r *runner) migration(id string) (code int, ok bool) {
 // wrapped runtime.
 func migrationRuntime(mode migrate.Mode, runtimePath string) error {
 	switch {
-	case mode != migrate.ModeLazy && mode != migrate.ModeStream:
-		return fmt.Errorf("migration mode %s is not built into crhook-runtime yet; only lazy and stream are", mode)
+	case mode != migrate.ModeLazy && mode != migrate.ModeStream && mode != migrate.ModePrecopy:
+		return fmt.Errorf("migration mode %s is not built into crhook-runtime; lazy, stream and precopy are", mode)
 	case mode == migrate.ModeLazy && KindOf(runtimePath) != Runc:
 		return fmt.Errorf("%s has no lazy pages: set runtime.path to runc for `crhook migrate --mode lazy`", runtimePath)
-	case mode == migrate.ModeStream && KindOf(runtimePath) != Runc:
+	case (mode == migrate.ModeStream || mode == migrate.ModePrecopy) && KindOf(runtimePath) != Runc:
 		// crun 1.28 dumps into the page server through the CRIU config
 		// (ConfLinesFor), but a restore of such a dump on another host
 		// is not verified (docs/migration.md): refused until it is.
-		return fmt.Errorf("%s: a streamed migration is verified with runc only (crun dumps into the page server, its restore elsewhere is not verified); set runtime.path to runc for `crhook migrate --mode stream`", runtimePath)
+		return fmt.Errorf("%s: a streamed migration is verified with runc only (crun dumps into the page server, its restore elsewhere is not verified); set runtime.path to runc for `crhook migrate --mode %s`", runtimePath, mode)
 	}
 	return nil
 }

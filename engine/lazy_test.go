@@ -113,7 +113,7 @@ func TestLazyCheckpointFailsClosed(t *testing.T) {
 			if err := WritePlan(f.stateDir(), testID, p); err != nil {
 				t.Fatal(err)
 			}
-		}, "mode precopy is not built"},
+		}, "names no last pre-copy round"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := lazyFake(t, lazyPlan(migrate.StatusPlanned))

@@ -76,12 +76,16 @@ type Plan struct {
 	PageServer PageServer `json:"page_server"`
 	// TLS is the material for CRIU's --tls options, on this host.
 	TLS TLSPaths `json:"tls"`
-	// ParentPath is the last pre-dump's image directory, relative to the
-	// final dump's (precopy only), as runc's --parent-path and CRIU's
-	// --prev-images-dir take it.
-	ParentPath string   `json:"parent_path,omitempty"`
-	Timeouts   Timeouts `json:"timeouts"`
-	Status     Status   `json:"status"`
+	// ParentPath is the last pre-dump's image directory (precopy only),
+	// relative to the migration's run directory on that host:
+	// "rounds/N". The shim turns it into runc's --parent-path, relative
+	// to the image directory.
+	ParentPath string `json:"parent_path,omitempty"`
+	// Round is the pre-copy round the source's next pre-dump is (precopy
+	// only; 0 before the first and for the final dump).
+	Round    int      `json:"round,omitempty"`
+	Timeouts Timeouts `json:"timeouts"`
+	Status   Status   `json:"status"`
 	// Error says why, when Status is failed.
 	Error string `json:"error,omitempty"`
 }
@@ -220,7 +224,10 @@ func (p *Plan) Validate() error {
 		}
 	}
 	if p.Mode == ModePrecopy && p.ParentPath != "" && (filepath.IsAbs(p.ParentPath) || strings.ContainsRune(p.ParentPath, 0)) {
-		errs = append(errs, fmt.Sprintf("parent_path %q must be relative to the image directory, as CRIU's --prev-images-dir", p.ParentPath))
+		errs = append(errs, fmt.Sprintf("parent_path %q must be relative to the migration directory (rounds/N)", p.ParentPath))
+	}
+	if p.Round < 0 || (p.Round != 0 && p.Mode != ModePrecopy) {
+		errs = append(errs, fmt.Sprintf("round %d: only precopy has rounds, numbered from 1", p.Round))
 	}
 	if p.Mode != ModePrecopy && p.ParentPath != "" {
 		errs = append(errs, fmt.Sprintf("parent_path is set for mode %s; only precopy has a parent image", p.Mode))

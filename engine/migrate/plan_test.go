@@ -128,12 +128,12 @@ func TestPlanStatuses(t *testing.T) {
 		t.Fatalf("failed plan round trip: %v %+v", err, back)
 	}
 	p = validPlan()
-	p.Mode, p.ParentPath = ModePrecopy, "../round-3"
+	p.Mode, p.ParentPath, p.Round = ModePrecopy, "rounds/3", 4
 	if _, err := p.Marshal(); err != nil {
 		t.Errorf("precopy with parent path: %v", err)
 	}
 	p.ParentPath = "/var/lib/crhook/m/round-3"
-	if _, err := p.Marshal(); !errors.Is(err, ErrPlan) || !strings.Contains(err.Error(), "relative to the image directory") {
+	if _, err := p.Marshal(); !errors.Is(err, ErrPlan) || !strings.Contains(err.Error(), "relative to the migration directory") {
 		t.Errorf("absolute parent path: %v", err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // builtModes are the modes this crhook runs, and so the ones `--mode
 // auto` chooses among (migrate.Decide). When a mode's run path is built,
 // it is added here: one line.
-var builtModes = []migrate.Mode{migrate.ModeLazy, migrate.ModeStream}
+var builtModes = []migrate.Mode{migrate.ModeLazy, migrate.ModeStream, migrate.ModePrecopy}
 
 // defaultMaxDowntime is --max-downtime's default: the budget auto's
 // reason compares its estimate with (and pre-copy's stop rule will stop

@@ -37,7 +37,7 @@ func newMigrateCmd() *cobra.Command {
 	var f migrateFlags
 	c := &cobra.Command{
 		Use:   "migrate CONTAINER DESTINATION",
-		Short: "Move a running container to another host (auto; lazy: post-copy; stream)",
+		Short: "Move a running container to another host (auto; lazy: post-copy; stream; precopy)",
 		Long: `Move a running podman container to DESTINATION (ssh://[user@]host[:port] or a
 podman system connection name), where it runs under the same name. With
 --mode auto (the default) crhook first measures, while the container runs,
@@ -48,7 +48,12 @@ container is dumped without its memory; the destination runs it at once and
 faults every page in from the source's CRIU page server, over TLS with
 certificates made for this migration. With --mode stream the container is
 paused and dumped straight into a CRIU page server on the destination (TLS
-too); the destination restores once every page arrived. crhook must be
+too); the destination restores once every page arrived. With --mode precopy
+(where CRIU can track dirty pages) the container keeps running through
+pre-dump rounds into page servers on the destination, each sending what
+changed since the round before, until the predicted final downtime fits in
+--max-downtime or the rounds stop shrinking; then a streamed final dump
+sends the rest. crhook must be
 installed on both hosts and be podman's runtime there; ssh carries the
 control channel.
 
@@ -63,8 +68,8 @@ stopped (removed with --rm). See docs/migration.md.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.mode, "mode", "auto", "how memory moves: auto (chosen from facts measured first), lazy (post-copy) or stream (the dump goes into a page server on the destination); precopy is not built yet")
-	fl.DurationVar(&f.maxDowntime, "max-downtime", defaultMaxDowntime, "the downtime budget auto weighs its choice against")
+	fl.StringVar(&f.mode, "mode", "auto", "how memory moves: auto (chosen from facts measured first), lazy (post-copy), stream (the dump goes into a page server on the destination) or precopy (pre-dump rounds while it runs, then a streamed dump)")
+	fl.DurationVar(&f.maxDowntime, "max-downtime", defaultMaxDowntime, "the downtime budget: auto weighs its choice against it, precopy's rounds stop once the final dump is predicted within it")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "say what would happen and the facts it was decided on; change nothing")
 	fl.BoolVar(&f.rm, "rm", false, "remove the source container once the migration committed")
 	fl.StringVar(&f.sshConfig, "ssh-config", "", "ssh client config file for the control channel (ssh -F)")
@@ -100,11 +105,13 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err != nil {
 		return err
 	}
-	if mode == migrate.ModePrecopy {
-		return fmt.Errorf("--mode %s is not built yet; use --mode auto, lazy or stream (docs/migration.md says what is missing)", mode)
-	}
 	if f.connect <= 0 || f.noProgress <= 0 || f.total <= 0 || f.maxDowntime <= 0 {
 		return errors.New("--connect-timeout, --no-progress-timeout, --timeout and --max-downtime must be positive")
+	}
+	if mode == migrate.ModePrecopy {
+		if err := precopyPrecondition(context.Background()); err != nil {
+			return err
+		}
 	}
 	home, _ := os.UserHomeDir()
 	dest, err := migrate.ParseDestination(destArg, migrate.PodmanConnectionSearch(os.Getenv, os.Getuid(), home))
@@ -184,7 +191,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 			if onPhase != nil {
 				onPhase(p)
 			}
-		}, OnPages: onPages})
+		}, OnPages: onPages, Policy: precopyPolicy(f.maxDowntime)})
 	s.Mode, s.Decision = string(mode), decision
 	s.PhasesMS = timer.Took()
 	stopProgress()
@@ -195,6 +202,9 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	} else if err == nil {
 		if auto != nil {
 			fmt.Fprintf(out, "auto chose %s\n", decision)
+		}
+		for _, r := range s.Rounds {
+			fmt.Fprintf(out, "pre-copy round %d: %d bytes in %d ms; %s: %s\n", r.Round, r.Bytes, r.MS, r.Decision, r.Reason)
 		}
 		pages := ""
 		if mode != migrate.ModeLazy {
@@ -213,7 +223,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 // server's key: the source for lazy (the destination's lazy-pages daemon
 // fetches from it), the destination for stream (the dump goes into it).
 func rolesFor(mode migrate.Mode) (src, dst pki.Role) {
-	if mode == migrate.ModeStream {
+	if mode == migrate.ModeStream || mode == migrate.ModePrecopy {
 		return pki.RoleClient, pki.RoleServer
 	}
 	return pki.RoleServer, pki.RoleClient
@@ -257,7 +267,7 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, mode migrate.
 	}
 	d.Mode, d.Decision, d.Measured = string(mode), decision, auto
 	d.PageServer = migrate.PageServer{Address: addrs.Source, Port: port}
-	if mode == migrate.ModeStream {
+	if mode == migrate.ModeStream || mode == migrate.ModePrecopy {
 		d.PageServer.Address = addrs.Destination
 	}
 	if err != nil {
@@ -266,6 +276,9 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, mode migrate.
 		return errors.Join(writeDryRun(w, f.format, d), err)
 	}
 	d.Steps = dryRunSteps(mode, name, dest, c.ID, d.PageServer, f.rm)
+	if mode == migrate.ModePrecopy {
+		d.Steps = precopyDryRunSteps(name, dest, c.ID, d.PageServer, precopyPolicy(f.maxDowntime), f.rm)
+	}
 	return writeDryRun(w, f.format, d)
 }
 
@@ -347,5 +360,6 @@ func newMigrateAgentCmd() *cobra.Command {
 		}
 		return orchestrate.AgentCleanup(d, a[0], a[1])
 	}})
+	c.AddCommand(precopyAgentCmds(stateDir)...)
 	return c
 }

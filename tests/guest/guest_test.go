@@ -83,8 +83,8 @@ func TestSELinux(t *testing.T) {
 	boot(t, "--selinux", "scenarios/selinux.sh")
 }
 
-// TestTwoGuestMigrate moves a podman container from guest a to guest b
-// with `crhook migrate --mode lazy` over their link: ssh keys made for
+// TestTwoGuestMigrate moves podman containers from guest a to guest b
+// with `crhook migrate`, once per mode (scenarios/migrate.sh), over their link: ssh keys made for
 // this run reach both guests through their shares. It is also the link's
 // test (ping, ssh, the page stream checked page by page); scenarios/link.sh
 // (ping and a 4 MiB TCP transfer) is kept for checking a link by hand with

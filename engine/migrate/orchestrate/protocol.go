@@ -22,6 +22,7 @@ type Phase string
 // The phases, in order.
 const (
 	PhasePrepare    Phase = "prepare"    // plans and TLS material on both hosts
+	PhasePrecopy    Phase = "precopy"    // pre-dump rounds while the container runs
 	PhaseCheckpoint Phase = "checkpoint" // podman checkpoint --export; lazy: the page server comes up; stream: the pages move
 	PhaseTransfer   Phase = "transfer"   // the small tar goes to the destination
 	PhaseRestore    Phase = "restore"    // podman restore --import; the destination runs
@@ -122,11 +123,15 @@ type Options struct {
 	Timeouts    migrate.Timeouts
 	// RemoveSource: --rm.
 	RemoveSource bool
+	// Policy stops pre-copy rounds (zero: migrate.DefaultPolicy).
+	Policy migrate.Policy
 	// OnPhase, if set, is told each phase as it starts.
 	OnPhase func(Phase)
 	// OnPages, if set, is told while pages move: bytes read and written by
 	// the CRIU processes of both ends so far (about twice the pages).
 	OnPages func(moved int64)
+	// OnRound, if set, is told each pre-copy round and the verdict.
+	OnRound func(RoundSummary)
 	// Poll is how often the page transfer is checked (default 100ms).
 	Poll time.Duration
 	Now  func() time.Time
@@ -155,6 +160,9 @@ type Summary struct {
 	// PhasesMS is how long each phase took, by the wall clock: the
 	// caller times them through OnPhase (crhook migrate does).
 	PhasesMS map[Phase]int64 `json:"phases_ms,omitempty"`
+	// Rounds (precopy) are the pre-dump rounds and the stop rule's
+	// verdict after each.
+	Rounds []RoundSummary `json:"rounds,omitempty"`
 }
 
 // PhaseTimer times the phases of a migration through Options.OnPhase.
@@ -298,8 +306,8 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 	m.start = m.now()
 	m.s = &Summary{Container: o.Container, MigrationID: o.MigrationID, Mode: string(o.Mode),
 		Decision: o.Decision, SourceState: "running", DestinationState: "absent"}
-	if o.Mode != migrate.ModeLazy && o.Mode != migrate.ModeStream {
-		return m.failf("mode %s is not built; lazy and stream are", o.Mode)
+	if o.Mode != migrate.ModeLazy && o.Mode != migrate.ModeStream && o.Mode != migrate.ModePrecopy {
+		return m.failf("mode %s is not built; lazy, stream and precopy are", o.Mode)
 	}
 
 	m.phase(PhasePrepare)
@@ -319,6 +327,9 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 	if o.Mode == migrate.ModeStream {
 		return m.stream(addrs.Destination)
 	}
+	if o.Mode == migrate.ModePrecopy {
+		return m.precopy(addrs.Destination)
+	}
 	return m.lazy(addrs.Source)
 }
 
@@ -327,7 +338,7 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 // the archive travel and the destination restore. The destination
 // running is the commit: the source's frozen tasks are deleted then.
 func (m *run) stream(addr string) (*Summary, error) {
-	ctx, src, dst, o, s := m.ctx, m.src, m.dst, m.o, m.s
+	ctx, src, dst, o := m.ctx, m.src, m.dst, m.o
 	var err error
 	if m.material, err = pki.NewTLSMaterial([]string{addr}, time.Duration(o.Timeouts.Total)+time.Hour, m.now()); err != nil {
 		return m.failf("%w", err)
@@ -342,7 +353,13 @@ func (m *run) stream(addr string) (*Summary, error) {
 	if err := src.Prepare(ctx, m.c.ID, m.plan, pki.RoleClient, m.material); err != nil {
 		return m.failf("%w; %v", err, m.cleanPlans())
 	}
+	return m.streamDump()
+}
 
+// streamDump is a stream from the dump on, into the destination's page
+// server already serving: also a pre-copy's final dump.
+func (m *run) streamDump() (*Summary, error) {
+	ctx, src, dst, o, s := m.ctx, m.src, m.dst, m.o, m.s
 	m.phase(PhaseCheckpoint)
 	frozen := m.now()
 	file, err := m.checkpoint()

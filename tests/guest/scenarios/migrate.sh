@@ -1,28 +1,32 @@
 #!/bin/sh
 # Cross-kernel migration between two guests on their private link
-# (run.sh --link): `crhook migrate --mode stream` of one podman container
-# running memtouch, then `crhook migrate --mode lazy` of another, from
-# guest "a" to guest "b", over ssh on the link.
+# (run.sh --link): `crhook migrate` of podman containers running
+# memtouch, from guest "a" to guest "b", over ssh on the link, once per
+# mode in $MODES (one container each, named mig-MODE).
 #
 #   migrate.sh a|b MY_ADDR PEER_ADDR
 #
 # The share holds ssh/ (made per run by guest_test.go): id, id.pub (a's
 # client key, authorized on b), host_key, host_key.pub (b's sshd key,
-# known to a). b runs sshd and waits; a drives the migration and checks
-# both ends over ssh; b checks every page of the container it received
+# known to a). b runs sshd and waits; a drives each migration and checks
+# both ends over ssh; b checks every page of each container it received
 # and that it keeps running. b stays up until a says it is done.
 #
-# Asserted, for each: the migration succeeds (JSON summary phase done,
-# source stopped, its mode); on b the container runs and memtouch verifies
-# every page (streamed into b's page server, or faulted in from a's) and
-# keeps writing (heartbeat); on a the container is stopped and its
-# memtouch gone: exactly one running copy.
+# Asserted for each mode: the migration succeeds (JSON summary phase
+# done, the mode asked for, source stopped); on b the container runs and
+# memtouch verifies every page (lazy: each faulted in from a's page
+# server; stream: all received by b's page server before the restore)
+# and keeps writing (heartbeat); on a the container is stopped and its
+# memtouch gone: exactly one running copy. precopy (pre-dump rounds into
+# b's page servers, then a streamed final dump on top of the last round):
+# at least two rounds, the stop rule's verdict and reason after each
+# logged, "continue" until the last, which stops.
 . ./lib.sh
 
 role=$1 me=$2 peer=$3
 IMAGE=localhost/crhook-test/busybox
-NAME=mig
-SNAME=mig-stream # the container moved with --mode stream
+# The modes, in order; b receives in the same order.
+MODES=${MIGRATE_MODES:-stream lazy precopy}
 # Small: under TCG each lazily faulted page costs ~65 ms (8 MiB took
 # 130 s to fault in on b), so the test's time is this size.
 MIB=${MIGRATE_MIB:-4}
@@ -39,14 +43,51 @@ cp memtouch /var/lib/crhook-test/bin/memtouch
 must "peer $peer answers ping" poll 120 busybox ping -c 1 -W 1 "$peer"
 pass "ping: $(busybox ping -c 3 -q "$peer" | tail -n 1)"
 
-# verify [CONTAINER]: make memtouch check every page; prints its verify
-# line. Counts the lines first: podman's log may hold older ones.
+# verify NAME: make memtouch check every page; prints its verify line.
+# Counts the lines first: podman's log may hold older ones.
 verify() {
-	_c=${1:-$NAME}
-	_before=$(podman logs $_c 2>/dev/null | grep -c '^verify')
-	podman kill -s USR1 $_c >/dev/null || return 1
-	poll 180 sh -c "[ \$(podman logs $_c 2>/dev/null | grep -c '^verify') -gt $_before ]" || return 1
-	podman logs $_c | grep '^verify' | tail -n 1
+	_before=$(podman logs "$1" 2>/dev/null | grep -c '^verify')
+	podman kill -s USR1 "$1" >/dev/null || return 1
+	poll 180 sh -c "[ \$(podman logs $1 2>/dev/null | grep -c '^verify') -gt $_before ]" || return 1
+	podman logs "$1" | grep '^verify' | tail -n 1
+}
+
+# receive MODE (b): wait for container mig-MODE to run here (a touches
+# /tmp/sent-MODE when its migrate returned, /tmp/migrate-done when it
+# ends), check every page and the heartbeat, then tell a.
+receive() {
+	_n=mig-$1
+	step "receive $_n ($1)"
+	poll 600 sh -c "podman container inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running || test -e /tmp/sent-$1 || test -e /tmp/migrate-done"
+	if podman container inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running; then
+		pass "$1: container $_n runs here after the migration"
+	else
+		fail "$1: container $_n never ran here (sshd log below)"
+		tail -n 20 /tmp/sshd.log | indent
+		echo ok >/tmp/b-verified-$1
+		return
+	fi
+	check "$1: it runs under the crhook runtime" sh -c "podman container inspect -f '{{.OCIRuntime}}' $_n | grep -qx crhook"
+	if line=$(verify $_n); then
+		case $line in
+		"verify ok"*) pass "$1: every page verified here: $line" ;;
+		*) fail "$1: page check here: $line" ;;
+		esac
+		w1=$(echo "$line" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
+		if line2=$(verify $_n); then
+			w2=$(echo "$line2" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
+			[ "${w2:-0}" -gt "${w1:-0}" ] && case $line2 in "verify ok"*) true ;; *) false ;; esac &&
+				pass "$1: heartbeat: memtouch keeps writing (writes $w1 -> $w2), pages still intact" ||
+				fail "$1: heartbeat: writes $w1 -> ${w2:-?}: $line2"
+		else
+			fail "$1: memtouch did not answer a second SIGUSR1"
+		fi
+	else
+		fail "$1: memtouch did not answer SIGUSR1 here"
+		ps -eo pid,stat,time,args | grep -v ' \[' | tail -n 15 | indent
+		tail -n 15 /run/crhook/migrations/*/*.log 2>&1 | indent
+	fi
+	echo ok >/tmp/b-verified-$1
 }
 
 if [ "$role" = b ]; then
@@ -68,48 +109,12 @@ PidFile /run/sshd.pid
 EOF
 	must "sshd starts" /usr/sbin/sshd -f /etc/crhook-test-ssh/sshd_config -E /tmp/sshd.log
 	touch /tmp/b-ready
-
-	# receive CONTAINER HOW: wait for CONTAINER to run here, then check it.
-	receive() {
-		_c=$1 _how=$2
-		step "wait for container $_c"
-		# a touches /tmp/migrate-done when it ends, early on a failure too.
-		poll 600 sh -c "podman inspect -f '{{.State.Status}}' $_c 2>/dev/null | grep -qx running || test -e /tmp/migrate-done"
-		if podman inspect -f '{{.State.Status}}' $_c 2>/dev/null | grep -qx running; then
-			pass "container $_c runs here after the migration"
-		else
-			fail "container $_c never ran here (sshd log below)"
-			tail -n 20 /tmp/sshd.log | indent
-			return
-		fi
-		check "$_c runs under the crhook runtime" sh -c "podman inspect -f '{{.OCIRuntime}}' $_c | grep -qx crhook"
-		if line=$(verify $_c); then
-			case $line in
-			"verify ok"*) pass "every page of $_c verified here ($_how): $line" ;;
-			*) fail "page check of $_c here: $line" ;;
-			esac
-			w1=$(echo "$line" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
-			if line2=$(verify $_c); then
-				w2=$(echo "$line2" | sed -n 's/.*writes=\([0-9]*\).*/\1/p')
-				[ "${w2:-0}" -gt "${w1:-0}" ] && case $line2 in "verify ok"*) true ;; *) false ;; esac &&
-					pass "heartbeat: memtouch in $_c keeps writing (writes $w1 -> $w2), pages still intact" ||
-					fail "heartbeat of $_c: writes $w1 -> ${w2:-?}: $line2"
-			else
-				fail "memtouch in $_c did not answer a second SIGUSR1"
-			fi
-		else
-			fail "memtouch in $_c did not answer SIGUSR1 here"
-			ps -eo pid,stat,time,args | grep -v ' \[' | tail -n 15 | indent
-			tail -n 15 /run/crhook/migrations/*/lazy-pages.log /run/crhook/migrations/*/page-server.log 2>&1 | indent
-		fi
-	}
-	receive $SNAME "streamed into this host's page server from $peer"
-	echo ok >/tmp/b-stream-verified
-	receive $NAME "faulted in from $peer"
-	echo ok >/tmp/b-verified
+	for mode in $MODES; do
+		receive "$mode"
+	done
 	step "wait for $peer to finish"
 	check "$peer says it is done" poll 600 test -e /tmp/migrate-done
-	podman rm -f -t 0 $NAME $SNAME >/dev/null 2>&1
+	for mode in $MODES; do podman rm -f -t 0 mig-$mode >/dev/null 2>&1; done
 	summary
 	exit
 fi
@@ -137,68 +142,86 @@ must "ssh to $peer (key auth, known host key)" poll 300 onb test -e /tmp/b-ready
 # However this ends, b stops waiting.
 trap 'onb touch /tmp/migrate-done 2>/dev/null' EXIT
 
-for c in $SNAME $NAME; do
-	step "container $c on $me"
-	must "podman --runtime crhook run $c" podman --runtime crhook run -d --name $c --network none \
-		-v /var/lib/crhook-test/bin:/t:ro "$IMAGE" /t/memtouch -mib "$MIB" -dirty 32 -interval 50ms
-	must "memtouch in $c filled $MIB MiB" poll 120 sh -c "podman logs $c | grep -q ^ready"
-	line=$(verify $c) && case $line in "verify ok"*) pass "pages of $c verified before the migration: $line" ;;
-	*) fail "page check of $c before the migration: $line" ;; esac
+# send MODE: start mig-MODE here, migrate it to b with --mode MODE, check
+# the summary and that exactly one copy runs; b checks the pages.
+send() {
+	_n=mig-$1
+	# precopy: a write rate its rounds can outrun (4 pages per 100 ms,
+	# 160 KiB/s; 32 per 50 ms would dirty all 4 MiB within one TCG round),
+	# and a budget no round under TCG meets at first (each takes seconds),
+	# so the stop rule says continue before it stops.
+	_dirty="-dirty 32 -interval 50ms" _extra=""
+	[ "$1" = precopy ] && _dirty="-dirty 4 -interval 100ms" _extra="--max-downtime 300ms"
+	step "container $_n on $me"
+	# shellcheck disable=SC2086 # _dirty is two flags
+	if ! check "$1: podman --runtime crhook run" podman --runtime crhook run -d --name $_n --network none \
+		-v /var/lib/crhook-test/bin:/t:ro "$IMAGE" /t/memtouch -mib "$MIB" $_dirty ||
+		! check "$1: memtouch filled $MIB MiB" poll 120 sh -c "podman logs $_n | grep -q ^ready"; then
+		onb touch /tmp/sent-$1
+		return
+	fi
+	line=$(verify $_n) && case $line in "verify ok"*) pass "$1: pages verified before the migration: $line" ;;
+	*) fail "$1: page check before the migration: $line" ;; esac
+
+	step "crhook migrate --mode $1 $_n ssh://guestb"
+	t1=$(cut -d' ' -f1 /proc/uptime)
+	# shellcheck disable=SC2086 # _extra is flags
+	if crhook migrate $_n ssh://guestb --mode "$1" $_extra --ssh-config $CFG --format json \
+		--connect-timeout 60s --no-progress-timeout 60s --timeout 5m >/tmp/summary-$1.json 2>/tmp/migrate-$1.err; then
+		pass "$1: crhook migrate exited 0 after $(awk -v a="$t1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s"
+	else
+		fail "$1: crhook migrate failed"
+		tail -n 30 /tmp/migrate-$1.err | indent
+		tail -n 15 /run/crhook/migrations/*/*.out 2>&1 | indent
+		podman logs $_n 2>&1 | tail -n 5 | indent
+	fi
+	onb touch /tmp/sent-$1
+	indent </tmp/summary-$1.json
+	check "$1: summary: phase done" grep -q '"phase": *"done"' /tmp/summary-$1.json
+	check "$1: summary: source stopped" grep -q '"source_state": *"stopped"' /tmp/summary-$1.json
+	check "$1: summary: mode $1" grep -q "\"mode\": *\"$1\"" /tmp/summary-$1.json
+	[ "$1" = precopy ] && precopy_rounds /tmp/summary-$1.json
+
+	step "$1: exactly one running copy"
+	st=$(podman container inspect -f '{{.State.Status}}' $_n 2>&1)
+	case $st in
+	running) fail "$1: the source container still runs here" ;;
+	*) pass "$1: source container here: $st" ;;
+	esac
+	check "$1: no memtouch process here" sh -c '! pgrep -x memtouch'
+	# Polled: b's podman is busy with its own checks of the container.
+	if poll 60 sh -c "ssh -F $CFG guestb podman container inspect -f '{{.State.Status}}' $_n 2>/dev/null | grep -qx running"; then
+		pass "$1: the container runs on $peer"
+		# b asserts its copy's pages itself (its own PASS/FAIL lines).
+		check "$1: $peer finished checking its copy" poll 400 onb test -e /tmp/b-verified-$1
+	else
+		# Not waiting for b's page check: it waits for a running container.
+		fail "$1: the container does not run on $peer: $(onb podman container inspect -f '{{.State.Status}}' $_n 2>&1 | tail -n 3)"
+		onb podman ps -a --format "'{{.ID}} {{.Names}} {{.Status}}'" 2>&1 | indent
+	fi
+	podman rm -f -t 0 $_n >/dev/null 2>&1
+}
+
+# precopy_rounds SUMMARY: the rounds and the stop rule's verdicts: at
+# least two rounds, every one but the last "continue", the last a stop.
+precopy_rounds() {
+	_v=$(grep -o '"decision": *"[a-z-]*"' "$1" | sed 's/.*"\([a-z-]*\)"$/\1/' | tr '\n' ' ')
+	echo "      stop rule verdicts, round by round: $_v"
+	grep -o '"reason": *"[^"]*"' "$1" | indent
+	# _rounds, not _n: sh has no locals, and send's _n names the container.
+	_rounds=$(echo $_v | wc -w)
+	check "precopy: at least 2 pre-dump rounds ($_rounds)" test "$_rounds" -ge 2
+	_last=$(echo $_v | awk '{ print $NF }')
+	case $_last in
+	converged | not-converging | round-cap) pass "precopy: the stop rule stopped after round $_rounds: $_last" ;;
+	*) fail "precopy: last verdict ${_last:-none}, not a stop" ;;
+	esac
+	_early=$(echo $_v | awk '{ $NF = ""; print }' | tr ' ' '\n' | grep -v '^$' | grep -vx continue)
+	check "precopy: every verdict before the last is continue" test -z "$_early"
+}
+
+for mode in $MODES; do
+	send "$mode"
 done
-
-step "crhook migrate --mode stream $SNAME ssh://guestb"
-t1=$(cut -d' ' -f1 /proc/uptime)
-if crhook migrate $SNAME ssh://guestb --mode stream --ssh-config $CFG --format json \
-	--connect-timeout 60s --no-progress-timeout 60s --timeout 5m >/tmp/summary-stream.json 2>/tmp/migrate-stream.err; then
-	pass "crhook migrate --mode stream exited 0 after $(awk -v a="$t1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s"
-else
-	fail "crhook migrate --mode stream failed"
-	tail -n 30 /tmp/migrate-stream.err | indent
-	tail -n 15 /run/crhook/migrations/*/dump.out 2>&1 | indent
-fi
-indent </tmp/summary-stream.json
-check "stream summary: phase done" grep -q '"phase": *"done"' /tmp/summary-stream.json
-check "stream summary: source stopped" grep -q '"source_state": *"stopped"' /tmp/summary-stream.json
-check "stream summary: mode stream" grep -q '"mode": *"stream"' /tmp/summary-stream.json
-st=$(podman inspect -f '{{.State.Status}}' $SNAME 2>&1)
-case $st in
-running) fail "the source container $SNAME still runs here" ;;
-*) pass "source container $SNAME here: $st" ;;
-esac
-check "no frozen copy of $SNAME here (runc list)" sh -c "! runc list -q | grep -q \$(podman inspect -f '{{.ID}}' $SNAME)"
-check "$peer finished checking the streamed copy" poll 400 onb test -e /tmp/b-stream-verified
-
-step "crhook migrate --mode lazy $NAME ssh://guestb"
-t1=$(cut -d' ' -f1 /proc/uptime)
-if crhook migrate $NAME ssh://guestb --mode lazy --ssh-config $CFG --format json \
-	--connect-timeout 60s --no-progress-timeout 60s --timeout 5m >/tmp/summary.json 2>/tmp/migrate.err; then
-	pass "crhook migrate exited 0 after $(awk -v a="$t1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s"
-else
-	fail "crhook migrate failed"
-	tail -n 30 /tmp/migrate.err | indent
-	tail -n 15 /run/crhook/migrations/*/page-server.out 2>&1 | indent
-fi
-indent </tmp/summary.json
-check "summary: phase done" grep -q '"phase": *"done"' /tmp/summary.json
-check "summary: source stopped" grep -q '"source_state": *"stopped"' /tmp/summary.json
-check "summary: mode lazy" grep -q '"mode": *"lazy"' /tmp/summary.json
-
-step "exactly one running copy"
-st=$(podman inspect -f '{{.State.Status}}' $NAME 2>&1)
-case $st in
-running) fail "the source container still runs here" ;;
-*) pass "source container here: $st" ;;
-esac
-check "no memtouch process here" sh -c '! pgrep -x memtouch'
-if onb podman inspect -f '{{.State.Status}}' $NAME 2>&1 | grep -qx running; then
-	pass "the container runs on $peer"
-	# b asserts its copy's pages itself (its own PASS/FAIL lines).
-	check "$peer finished checking its copy" poll 400 onb test -e /tmp/b-verified
-	n=$(onb pgrep -c -x memtouch)
-	check "both memtouch processes run on $peer ($n)" test "$n" = 2
-else
-	# Not waiting for b's page check: it waits for a running container.
-	fail "the container does not run on $peer"
-fi
-podman rm -f -t 0 $NAME $SNAME >/dev/null 2>&1
+check "memtouch still runs on $peer (one per mode)" sh -c "[ \$(ssh -F $CFG guestb pgrep -x memtouch | wc -l) -eq $(echo $MODES | wc -w) ]"
 summary
