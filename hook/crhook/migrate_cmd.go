@@ -124,6 +124,18 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// An interrupt is honoured between steps, never inside one (the
+	// orchestrator's commands run in their own process groups): before
+	// the destination runs it rolls back, after it the migration ends.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(os.Stderr, "\ncrhook migrate: interrupted: the step under way finishes; then, if the destination has not run yet, the container is rolled back to this host, otherwise the migration completes")
+		case <-finished:
+		}
+	}()
 
 	var sshOpts []string
 	if f.sshConfig != "" {

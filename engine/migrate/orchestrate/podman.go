@@ -81,7 +81,9 @@ func (s SSH) Multiplex(ctx context.Context, dir string) (SSH, func(), error) {
 	cmd.Stderr = &errb
 	// Pdeathsig fires when the thread that started the child exits; Go
 	// keeps its threads (none of this package's goroutines locks one).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group: a Ctrl-C at the terminal (SIGINT to the
+	// foreground group) must not cut the connection a rollback needs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return s, nil, fmt.Errorf("start the ssh master connection to %s: %w", s.Where(), err)
 	}
@@ -123,6 +125,10 @@ func (s SSH) Where() string { return s.Dest.String() }
 func runCmd(cmd *exec.Cmd, stdin io.Reader, argv []string) ([]byte, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	// Its own process group, so a Ctrl-C at the terminal reaches crhook
+	// alone: a podman checkpoint or restore under way finishes, and Run
+	// decides between steps (rollback before the destination runs).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Run(); err != nil {
 		return out.Bytes(), fmt.Errorf("%s: %w: %s", shellQuote(argv), err, strings.TrimSpace(errb.String()))
 	}

@@ -122,6 +122,12 @@ func (m *run) precopy(addr string) (*Summary, error) {
 		if d.Action != migrate.Continue {
 			break
 		}
+		if err := m.interrupted(); err != nil {
+			return abort("after round %d: %w", n, err)
+		}
+	}
+	if err := m.interrupted(); err != nil {
+		return abort("before the final dump: %w", err)
 	}
 
 	last := len(rounds)
@@ -164,8 +170,8 @@ func (m *run) waitRound(rs RoundServer, n int) (int64, error) {
 			return 0, fmt.Errorf("not done within %v", time.Duration(o.Timeouts.Total))
 		}
 		select {
-		case <-m.ctx.Done():
-			return 0, m.ctx.Err()
+		case <-m.stop.Done():
+			return 0, m.interrupted()
 		case <-time.After(m.poll):
 		}
 	}

@@ -204,7 +204,12 @@ var ErrMigration = errors.New("migration failed")
 
 // run is one migration under way: what Run's phases share.
 type run struct {
+	// ctx is what every host operation runs under: the caller's context
+	// without its cancellation, so an interrupt never cuts a checkpoint,
+	// a restore or a rollback in half. stop is the caller's: Run looks
+	// at it between steps (interrupted).
 	ctx      context.Context
+	stop     context.Context
 	src      Source
 	dst      Destination
 	o        Options
@@ -215,6 +220,16 @@ type run struct {
 	c        Container
 	plan     *migrate.Plan
 	material *pki.TLSMaterial
+}
+
+// interrupted says whether the caller gave up (SIGINT, SIGTERM):
+// before the destination runs, Run then rolls back at the next step;
+// after, it finishes, since the destination is the container by then.
+func (m *run) interrupted() error {
+	if err := m.stop.Err(); err != nil {
+		return fmt.Errorf("interrupted (%w) before the destination ran", err)
+	}
+	return nil
 }
 
 func (m *run) phase(p Phase) {
@@ -296,7 +311,8 @@ func Run(ctx context.Context, src Source, dst Destination, o Options) (*Summary,
 	if o.Decision == "" {
 		o.Decision = fmt.Sprintf("%s: asked for with --mode %s", o.Mode, o.Mode)
 	}
-	m := &run{ctx: ctx, src: src, dst: dst, o: o, now: o.Now, poll: o.Poll}
+	m := &run{ctx: context.WithoutCancel(ctx), stop: ctx, src: src, dst: dst, o: o, now: o.Now, poll: o.Poll}
+	ctx = m.ctx
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -353,6 +369,9 @@ func (m *run) stream(addr string) (*Summary, error) {
 	if err := src.Prepare(ctx, m.c.ID, m.plan, pki.RoleClient, m.material); err != nil {
 		return m.failf("%w; %v", err, m.cleanPlans())
 	}
+	if err := m.interrupted(); err != nil {
+		return m.failf("%w; the source was not touched; %v", err, m.cleanPlans())
+	}
 	return m.streamDump()
 }
 
@@ -390,8 +409,8 @@ func (m *run) streamDump() (*Summary, error) {
 			return m.rollback(fmt.Errorf("not done within %v", time.Duration(o.Timeouts.Total)))
 		}
 		select {
-		case <-ctx.Done():
-			return m.rollback(ctx.Err())
+		case <-m.stop.Done():
+			return m.rollback(m.interrupted())
 		case <-time.After(m.poll):
 		}
 	}
@@ -399,6 +418,9 @@ func (m *run) streamDump() (*Summary, error) {
 	m.phase(PhaseTransfer)
 	remote, err := dst.Send(ctx, file)
 	if err != nil {
+		return m.rollback(err)
+	}
+	if err := m.interrupted(); err != nil {
 		return m.rollback(err)
 	}
 	m.phase(PhaseRestore)
@@ -455,6 +477,9 @@ func (m *run) lazy(addr string) (*Summary, error) {
 	if err := dst.Prepare(ctx, c.ID, m.plan, pki.RoleClient, m.material); err != nil {
 		return m.failf("%w; %v", errors.Join(err, m.cleanPlans()), "the source was not touched")
 	}
+	if err := m.interrupted(); err != nil {
+		return m.failf("%w; the source was not touched; %v", err, m.cleanPlans())
+	}
 
 	m.phase(PhaseCheckpoint)
 	frozen := now()
@@ -473,6 +498,9 @@ func (m *run) lazy(addr string) (*Summary, error) {
 		return m.rollback(fmt.Errorf("cannot tell whether the source's page server serves: %w", err))
 	} else if p.Done {
 		return m.rollback(fmt.Errorf("the source's page server is gone before the destination ran (exit %d)", p.Code))
+	}
+	if err := m.interrupted(); err != nil {
+		return m.rollback(err)
 	}
 
 	m.phase(PhaseRestore)
@@ -536,11 +564,9 @@ func (m *run) lazy(addr string) (*Summary, error) {
 			s.SourceState = "stopped; its page server was stopped"
 			return m.failf("not done within %v", time.Duration(o.Timeouts.Total))
 		}
-		select {
-		case <-ctx.Done():
-			return m.failf("%w", ctx.Err())
-		case <-time.After(m.poll):
-		}
+		// An interrupt no longer stops anything: the destination runs and
+		// is the container; the timeouts above still bound the wait.
+		<-time.After(m.poll)
 	}
 }
 

@@ -27,10 +27,17 @@ type fake struct {
 	// failure after the dump).
 	stopsAtCheckpoint bool
 	checkpointed      bool
+	// interruptAt: the caller's context is cancelled (SIGINT) while this
+	// method runs.
+	interruptAt string
+	interrupt   context.CancelFunc
 }
 
 func (f *fake) rec(m string) error {
 	*f.calls = append(*f.calls, f.role+"."+m)
+	if f.interruptAt == m {
+		f.interrupt()
+	}
 	if f.failAt == m {
 		return errors.New(f.role + " " + m + " broke")
 	}
@@ -60,19 +67,20 @@ func (f *fake) Cleanup(context.Context, string, string) error { return f.rec("Cl
 func (f *fake) Inspect(context.Context, string) (Container, error) {
 	return Container{ID: "abc", Name: "ctr", Running: !(f.stopsAtCheckpoint && f.checkpointed)}, f.rec("Inspect")
 }
-func (f *fake) Checkpoint(context.Context, string) (string, int64, error) {
+func (f *fake) Checkpoint(ctx context.Context, _ string) (string, int64, error) {
 	f.checkpointed = true
-	return "/tmp/x.tar", 1000, f.rec("Checkpoint")
+	err := f.rec("Checkpoint")
+	return "/tmp/x.tar", 1000, errors.Join(err, ctx.Err())
 }
-func (f *fake) Rollback(context.Context, Container, *migrate.Plan, *pki.TLSMaterial) error {
-	return f.rec("Rollback")
+func (f *fake) Rollback(ctx context.Context, _ Container, _ *migrate.Plan, _ *pki.TLSMaterial) error {
+	return errors.Join(f.rec("Rollback"), ctx.Err())
 }
 func (f *fake) Remove(context.Context, string) error         { return f.rec("Remove") }
 func (f *fake) RemoveID(context.Context, string) error       { return f.rec("Remove") }
 func (f *fake) KillID(context.Context, string) error         { return f.rec("Kill") }
 func (f *fake) Send(context.Context, string) (string, error) { return "/r/x.tar", f.rec("Send") }
-func (f *fake) Restore(context.Context, string, string) error {
-	return f.rec("Restore")
+func (f *fake) Restore(ctx context.Context, _, _ string) error {
+	return errors.Join(f.rec("Restore"), ctx.Err())
 }
 func (f *fake) Addresses(context.Context) (Addresses, error) {
 	return Addresses{Source: "10.0.0.2", Destination: "10.0.0.1"}, f.rec("Addresses")
@@ -318,5 +326,75 @@ func TestSummaryGolden(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s differs (go test -update rewrites it):\n%s", path, got)
 		}
+	}
+}
+
+// TestRunInterrupted: SIGINT or SIGTERM (the caller's context cancelled)
+// never cuts a step in half: the step under way ends (its context is not
+// the caller's), then, before the destination ran, Run rolls back or
+// leaves the source untouched; after it ran, the migration finishes, as
+// the destination is the container by then.
+func TestRunInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		mode      migrate.Mode
+		at        string // "src.M" or "dst.M"
+		wantErr   string
+		want      []string
+		never     []string
+		srcState  string
+		committed bool
+	}{
+		{mode: migrate.ModeLazy, at: "dst.Prepare", wantErr: "interrupted", want: []string{"src.Abort", "dst.Abort"},
+			never: []string{"src.Checkpoint"}, srcState: "running"},
+		{mode: migrate.ModeLazy, at: "src.Checkpoint", wantErr: "interrupted", want: []string{"src.Checkpoint", "dst.Remove", "src.Rollback", "src.Cleanup"},
+			never: []string{"dst.Restore"}, srcState: "running (rolled back)"},
+		{mode: migrate.ModeLazy, at: "dst.Send", wantErr: "interrupted", want: []string{"dst.Send", "src.Rollback"},
+			never: []string{"dst.Restore"}, srcState: "running (rolled back)"},
+		{mode: migrate.ModeLazy, at: "dst.Restore", want: []string{"dst.Restore", "src.Cleanup", "dst.Cleanup"},
+			never: []string{"src.Rollback", "dst.Remove"}, srcState: "stopped", committed: true},
+		{mode: migrate.ModeStream, at: "src.Prepare", wantErr: "interrupted", want: []string{"src.Abort", "dst.Abort"},
+			never: []string{"src.Checkpoint"}, srcState: "running"},
+		{mode: migrate.ModeStream, at: "src.Checkpoint", wantErr: "interrupted", want: []string{"src.Checkpoint", "src.Rollback"},
+			never: []string{"dst.Restore"}, srcState: "running (rolled back)"},
+		{mode: migrate.ModeStream, at: "dst.Restore", want: []string{"dst.Restore", "src.Abort"},
+			never: []string{"src.Rollback", "dst.Remove"}, srcState: "stopped", committed: true},
+	} {
+		t.Run(string(tc.mode)+" at "+tc.at, func(t *testing.T) {
+			var calls []string
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			role, method, _ := strings.Cut(tc.at, ".")
+			src := &fake{calls: &calls, role: "src", progress: []Progress{serving, finished}}
+			dst := &fake{calls: &calls, role: "dst", progress: []Progress{finished}}
+			if tc.mode == migrate.ModeStream {
+				src.progress, dst.progress = []Progress{serving}, []Progress{received}
+			}
+			map[string]*fake{"src": src, "dst": dst}[role].interruptAt = method
+			src.interrupt, dst.interrupt = cancel, cancel
+			s, err := Run(ctx, src, dst, Options{Container: "ctr", Mode: tc.mode, Port: 4321, MigrationID: "m1", Poll: time.Nanosecond,
+				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(time.Hour), Total: migrate.Duration(time.Hour)}})
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
+			}
+			at := 0
+			for _, w := range tc.want {
+				i := slices.Index(calls[at:], w)
+				if i < 0 {
+					t.Fatalf("no %s (in order) in calls %v", w, calls)
+				}
+				at += i + 1
+			}
+			for _, n := range tc.never {
+				if slices.Contains(calls, n) {
+					t.Errorf("%s was called: %v", n, calls)
+				}
+			}
+			if s.SourceState != tc.srcState {
+				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
+			}
+			if tc.committed != (s.Phase == PhaseDone) {
+				t.Errorf("phase %s, committed want %v", s.Phase, tc.committed)
+			}
+		})
 	}
 }
