@@ -496,6 +496,18 @@ func (m *podmanMigration) noTasksOnB(t *testing.T, summary map[string]any) {
 // got the container.
 func TestCrhookMigrateLazySSHDrops(t *testing.T) {
 	m := setupPodmanMigration(t, "crhook-ts2", 9)
+	r, s := m.migrateCuttingSSHAfterDump(t)
+	m.sourceRunsAgain(t, r, s)
+	if src, _ := s["source_state"].(string); !strings.HasPrefix(src, "running") {
+		t.Errorf("summary's source_state %q, want running", src)
+	}
+}
+
+// migrateCuttingSSHAfterDump runs `crhook migrate` and drops its control
+// channel to A (the sshd and its sessions) the moment the checkpoint
+// archive exists: after the dump, before A restored anything.
+func (m *podmanMigration) migrateCuttingSSHAfterDump(t *testing.T) (result, map[string]any) {
+	t.Helper()
 	cut := make(chan bool, 1)
 	go func() {
 		deadline := time.Now().Add(2 * time.Minute)
@@ -516,8 +528,7 @@ func TestCrhookMigrateLazySSHDrops(t *testing.T) {
 		id, _ := s["id"].(string)
 		migID, _ := s["migration_id"].(string)
 		if id != "" && migID != "" {
-			_ = os.RemoveAll(filepath.Join("/run/crhook/migrations", migID))
-			_ = os.RemoveAll(filepath.Join("/run/crhook/containers", id))
+			_ = exec.Command("crhook", "migrate-agent", "abort", id, migID).Run()
 		}
 	})
 	if !<-cut {
@@ -527,14 +538,18 @@ func TestCrhookMigrateLazySSHDrops(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("crhook migrate succeeded without its control channel: %s", r)
 	}
+	return r, s
+}
+
+// sourceRunsAgain: after a failed migration A holds no container of the
+// name, and B's runs with every page.
+func (m *podmanMigration) sourceRunsAgain(t *testing.T, r result, s map[string]any) {
+	t.Helper()
 	if got := m.state(t, true); got != "" {
 		t.Errorf("destination holds the container (%s)", got)
 	}
 	if got := m.state(t, false); got != "running" {
 		t.Fatalf("source container on B: %q, want running again\n%s", got, r)
-	}
-	if src, _ := s["source_state"].(string); !strings.HasPrefix(src, "running") {
-		t.Errorf("summary's source_state %q, want running", src)
 	}
 	line := m.ask(t, "check", 120*time.Second)
 	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {

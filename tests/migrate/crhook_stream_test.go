@@ -262,51 +262,13 @@ func TestCrhookMigrateStreamRestoreFails(t *testing.T) {
 // runs the container.
 func TestCrhookMigrateStreamSSHDrops(t *testing.T) {
 	m := setupStream(t, "crhook-ss", 13)
-	cut := make(chan bool, 1)
-	go func() {
-		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
-			if tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar"); len(tars) > 0 {
-				m.cutSSH()
-				cut <- true
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-		cut <- false
-	}()
-	r, s := m.migrate(t)
-	// Without its channel crhook cannot tidy A; the test does, as the
-	// summary tells the user to (destination_state).
-	t.Cleanup(func() {
-		id, _ := s["id"].(string)
-		migID, _ := s["migration_id"].(string)
-		if id != "" && migID != "" {
-			_ = exec.Command("crhook", "migrate-agent", "abort", id, migID).Run()
-		}
-	})
-	if !<-cut {
-		t.Fatal("the checkpoint archive never appeared")
-	}
-	t.Logf("summary: %v", s)
-	if r.code == 0 {
-		t.Fatalf("crhook migrate succeeded without its control channel: %s", r)
-	}
-	if got := m.state(t, true); got != "" {
-		t.Errorf("destination holds the container (%s)", got)
-	}
-	if got := m.state(t, false); got != "running" {
-		t.Fatalf("source container on B: %q, want running again\n%s", got, r)
-	}
+	r, s := m.migrateCuttingSSHAfterDump(t)
+	m.sourceRunsAgain(t, r, s)
 	if src, _ := s["source_state"].(string); src != "running (rolled back)" {
 		t.Errorf("summary's source_state %q, want running (rolled back)", src)
 	}
 	if d, _ := s["destination_state"].(string); !strings.HasPrefix(d, "unknown") {
 		t.Errorf("summary's destination_state %q: A was unreachable, its state cannot be known", d)
-	}
-	line := m.ask(t, "check", 120*time.Second)
-	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
-		t.Fatalf("memory of the source after the rollback: %s", line)
 	}
 }
 
