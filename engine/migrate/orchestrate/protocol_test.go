@@ -74,6 +74,15 @@ func (f *fake) Send(context.Context, string) (string, error) { return "/r/x.tar"
 func (f *fake) Restore(context.Context, string, string) error {
 	return f.rec("Restore")
 }
+
+// Import is the copy and the restore in one remote command: each can
+// fail, the restore never runs after a failed copy.
+func (f *fake) Import(ctx context.Context, name, file string) error {
+	if _, err := f.Send(ctx, file); err != nil {
+		return err
+	}
+	return f.Restore(ctx, name, file)
+}
 func (f *fake) Addresses(context.Context) (Addresses, error) {
 	return Addresses{Source: "10.0.0.2", Destination: "10.0.0.1"}, f.rec("Addresses")
 }
