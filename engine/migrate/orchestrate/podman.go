@@ -309,9 +309,7 @@ func (h *PodmanHost) Import(ctx context.Context, name, file string) error {
 		return err
 	}
 	dst := filepath.Join(h.TmpDir, filepath.Base(file))
-	script := `umask 077 && mkdir -p "$1" && cat >"$2" && [ "$(wc -c <"$2")" -eq "$3" ] ||
-{ echo "copying the checkpoint to $2 failed or was cut short (want $3 bytes); nothing was restored" >&2; exit 1; }
-exec podman container restore --import "$2"`
+	script := `umask 077 && mkdir -p "$1" && cat >"$2" && [ "$(wc -c <"$2")" -eq "$3" ] || { echo "copying the checkpoint to $2 failed or was cut short (want $3 bytes); nothing was restored" >&2; exit 1; }; exec podman container restore --import "$2"`
 	if _, err := h.R.Run(ctx, f, "sh", "-c", script, "sh", h.TmpDir, dst, strconv.FormatInt(fi.Size(), 10)); err != nil {
 		return fmt.Errorf("copy the checkpoint to %s and restore %q from it: %w", h.R.Where(), name, err)
 	}
