@@ -51,8 +51,17 @@ func TestLazyCheckpoint(t *testing.T) {
 	if code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if want := "checkpoint --image-path " + filepath.Join(f.root, "img") + " --lazy-pages --page-server 10.250.13.2:4321 --status-fd 3 " + testID; !strings.Contains(f.calls(), want) {
-		t.Errorf("runc calls lack %q:\n%s", want, f.calls())
+	want := "checkpoint --image-path " + filepath.Join(f.root, "img") + " --lazy-pages --page-server 10.250.13.2:4321 --status-fd 3 " + testID
+	calls := f.calls()
+	if !strings.Contains(calls, want) {
+		t.Errorf("runc calls lack %q:\n%s", want, calls)
+	}
+	// Paused by runc first: CRIU's own freeze polls every 100 ms.
+	if pause := strings.Index(calls, "pause "+testID); pause < 0 || pause > strings.Index(calls, want) {
+		t.Errorf("want pause, then the lazy dump; runc calls:\n%s", calls)
+	}
+	if strings.Contains(calls, "resume") {
+		t.Errorf("the dumped tasks were resumed: a second running copy\n%s", calls)
 	}
 	if conf := f.generatedText(); !strings.Contains(conf, "\ntls\ntls-cacert /t/ca.pem\ntls-cert /t/server.pem\ntls-key /t/server-key.pem\n") {
 		t.Errorf("generated criu.conf lacks the TLS lines:\n%s", conf)
@@ -100,6 +109,7 @@ func TestLazyCheckpointFailsClosed(t *testing.T) {
 		want  string
 	}{
 		{"no status byte", func(f *fake) { f.write("rt/no-status-byte", "") }, "gave no status byte"},
+		{"runc fails", func(f *fake) { f.write("rt/fail-checkpoint", "") }, "gave no status byte"},
 		{"leave running", func(f *fake) { f.write("rt/leave-running", "") }, "two copies"},
 		{"plan others may write", func(f *fake) {
 			path, _ := PlanPath(f.stateDir(), testID)
@@ -140,7 +150,35 @@ func TestLazyCheckpointFailsClosed(t *testing.T) {
 					t.Errorf("an ordinary checkpoint ran in the migration's place: %s", l)
 				}
 			}
+			// crhook paused it for the dump: never left frozen.
+			if fileExists(filepath.Join(f.dir, "paused")) {
+				t.Errorf("the container stays frozen after the failed checkpoint; runc calls:\n%s", f.calls())
+			}
 		})
+	}
+}
+
+// TestLazyCheckpointOwnersPause: a container its owner paused is dumped
+// as it is, and left paused when the dump fails: crhook resumes only
+// what it paused.
+func TestLazyCheckpointOwnersPause(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		f := lazyFake(t, lazyPlan(migrate.StatusPlanned))
+		f.write("rt/paused", "")
+		if fails {
+			f.write("rt/no-status-byte", "")
+		}
+		code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
+		if (code != 0) != fails {
+			t.Errorf("dump fails: %v, exit %d: %s", fails, code, stderr)
+		}
+		calls := f.calls()
+		if strings.Contains(calls, "pause "+testID) || strings.Contains(calls, "resume "+testID) {
+			t.Errorf("crhook paused or resumed a container its owner paused:\n%s", calls)
+		}
+		if !fileExists(filepath.Join(f.dir, "paused")) {
+			t.Error("the owner's pause was undone")
+		}
 	}
 }
 

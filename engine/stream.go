@@ -126,9 +126,8 @@ func (r *runner) streamCheckpoint(id string, p *migrate.Plan) int {
 		// frozen could not tell the owner's pause from crhook's.
 		return fail(fmt.Errorf("it is %s, not running; nothing was dumped", st))
 	}
-	if _, err := r.rt.Output(r.runtimeCmd("pause", id)[1:]); err != nil {
-		r.unfreeze(id, "running", nil)
-		return fail(fmt.Errorf("pause it before the dump: %w; nothing was dumped", err))
+	if err := r.pauseForDump(id); err != nil {
+		return fail(err)
 	}
 	dir := MigrationDir(r.settings.StateDir, p.MigrationID)
 	argv := append(append(append([]string{r.rt.Path()}, r.inv.global...), "checkpoint"), args...)
@@ -157,6 +156,19 @@ func (r *runner) streamCheckpoint(id string, p *migrate.Plan) int {
 	fmt.Fprintf(r.stderr, "crhook: container %s dumped into the page server at %s for migration %s; its tasks stay frozen here until the migration commits or rolls back\n",
 		ShortID(id), p.PageServer, p.MigrationID)
 	return 0
+}
+
+// pauseForDump freezes a running container before crhook dumps it for a
+// migration: runc's freezer loop retries within microseconds, where
+// CRIU's polls the cgroup v1 freezer every 100 ms. A pause that fails is
+// undone (the container runs on); every failure after it must resume
+// the container too (unfreeze with "running").
+func (r *runner) pauseForDump(id string) error {
+	if _, err := r.rt.Output(r.runtimeCmd("pause", id)[1:]); err != nil {
+		r.unfreeze(id, "running", nil)
+		return fmt.Errorf("pause it before the dump: %w; nothing was dumped", err)
+	}
+	return nil
 }
 
 // runWatched runs argv under supervisorScript in dir and waits for it.

@@ -97,6 +97,10 @@ type Destination interface {
 	// Send copies the checkpoint file over and returns its path there.
 	Send(ctx context.Context, file string) (string, error)
 	Restore(ctx context.Context, name, file string) error
+	// Import is Send and Restore in one remote command (one ssh session
+	// fewer while the container is frozen); the archive is restored only
+	// when all of it arrived.
+	Import(ctx context.Context, name, file string) error
 	// RemoveID deletes the migration's container there by its ID (podman
 	// rm -f): never another container that happens to have its name.
 	RemoveID(ctx context.Context, id string) error
@@ -415,16 +419,11 @@ func (m *run) streamDump() (*Summary, error) {
 		}
 	}
 
-	m.phase(PhaseTransfer)
-	remote, err := dst.Send(ctx, file)
-	if err != nil {
-		return m.rollback(err)
-	}
 	if err := m.interrupted(); err != nil {
 		return m.rollback(err)
 	}
-	m.phase(PhaseRestore)
-	if err := dst.Restore(ctx, o.Container, remote); err != nil {
+	m.phase(PhaseRestore) // the archive's copy included
+	if err := dst.Import(ctx, o.Container, file); err != nil {
 		return m.rollback(err)
 	}
 	s.DowntimeMS = m.now().Sub(frozen).Milliseconds()
@@ -490,10 +489,6 @@ func (m *run) lazy(addr string) (*Summary, error) {
 	s.SourceState = "dumped; its page server holds the memory"
 
 	m.phase(PhaseTransfer)
-	remote, err := dst.Send(ctx, file)
-	if err != nil {
-		return m.rollback(err)
-	}
 	if p, err := src.Progress(ctx, o.MigrationID); err != nil {
 		return m.rollback(fmt.Errorf("cannot tell whether the source's page server serves: %w", err))
 	} else if p.Done {
@@ -503,8 +498,8 @@ func (m *run) lazy(addr string) (*Summary, error) {
 		return m.rollback(err)
 	}
 
-	m.phase(PhaseRestore)
-	if err := dst.Restore(ctx, o.Container, remote); err != nil {
+	m.phase(PhaseRestore) // the archive's copy included
+	if err := dst.Import(ctx, o.Container, file); err != nil {
 		return m.rollback(err)
 	}
 	s.DowntimeMS = now().Sub(frozen).Milliseconds()

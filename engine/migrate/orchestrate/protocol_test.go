@@ -82,6 +82,15 @@ func (f *fake) Send(context.Context, string) (string, error) { return "/r/x.tar"
 func (f *fake) Restore(ctx context.Context, _, _ string) error {
 	return errors.Join(f.rec("Restore"), ctx.Err())
 }
+
+// Import is the copy and the restore in one remote command: each can
+// fail, the restore never runs after a failed copy.
+func (f *fake) Import(ctx context.Context, name, file string) error {
+	if _, err := f.Send(ctx, file); err != nil {
+		return err
+	}
+	return f.Restore(ctx, name, file)
+}
 func (f *fake) Addresses(context.Context) (Addresses, error) {
 	return Addresses{Source: "10.0.0.2", Destination: "10.0.0.1"}, f.rec("Addresses")
 }
@@ -348,8 +357,13 @@ func TestRunInterrupted(t *testing.T) {
 			never: []string{"src.Checkpoint"}, srcState: "running"},
 		{mode: migrate.ModeLazy, at: "src.Checkpoint", wantErr: "interrupted", want: []string{"src.Checkpoint", "dst.Remove", "src.Rollback", "src.Cleanup"},
 			never: []string{"dst.Restore"}, srcState: "running (rolled back)"},
-		{mode: migrate.ModeLazy, at: "dst.Send", wantErr: "interrupted", want: []string{"dst.Send", "src.Rollback"},
-			never: []string{"dst.Restore"}, srcState: "running (rolled back)"},
+		{mode: migrate.ModeLazy, at: "src.Progress", wantErr: "interrupted", want: []string{"src.Progress", "src.Rollback"},
+			never: []string{"dst.Send", "dst.Restore"}, srcState: "running (rolled back)"},
+		// The archive's copy and its restore are one step (Import): an
+		// interrupt during the copy lets the restore run, and then the
+		// destination is the container.
+		{mode: migrate.ModeLazy, at: "dst.Send", want: []string{"dst.Send", "dst.Restore", "src.Cleanup"},
+			never: []string{"src.Rollback"}, srcState: "stopped", committed: true},
 		{mode: migrate.ModeLazy, at: "dst.Restore", want: []string{"dst.Restore", "src.Cleanup", "dst.Cleanup"},
 			never: []string{"src.Rollback", "dst.Remove"}, srcState: "stopped", committed: true},
 		{mode: migrate.ModeStream, at: "src.Prepare", wantErr: "interrupted", want: []string{"src.Abort", "dst.Abort"},
