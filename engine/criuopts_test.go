@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/crhook/crhook/config/criuopt"
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan"
 )
 
 var testTLS = &migrate.TLSPaths{CACert: "/run/crhook/m/ca.pem", Cert: "/run/crhook/m/server.pem", Key: "/run/crhook/m/server-key.pem"}
