@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan" // the plan only: engine/migrate links net/url
 )
 
 // ErrCriuOpts is wrapped by every CriuOpts error: options that the

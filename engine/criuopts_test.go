@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/crhook/crhook/config/criuopt"
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan"
 )
 
 var testTLS = &migrate.TLSPaths{CACert: "/run/crhook/m/ca.pem", Cert: "/run/crhook/m/server.pem", Key: "/run/crhook/m/server-key.pem"}
@@ -223,6 +223,26 @@ func TestKindOf(t *testing.T) {
 	for path, want := range map[string]RuntimeKind{"runc": Runc, "/usr/sbin/runc": Runc, "/usr/bin/crun": Crun, "crun-1.28": Crun, "/opt/runc.amd64": Runc} {
 		if got := KindOf(path); got != want {
 			t.Errorf("KindOf(%q) = %s, want %s", path, got, want)
+		}
+	}
+}
+
+// TestPageServerArgsRefuses: `crhook migrate-agent serve` hands these
+// arguments to CRIU as they are; each relative path or bad address is
+// refused and named, all at once.
+func TestPageServerArgsRefuses(t *testing.T) {
+	ps := migrate.PageServer{Address: "10.250.13.2", Port: 27277}
+	got, err := PageServerArgs(ps, *testTLS, "/var/lib/c/images", "/var/lib/c/page-server.log")
+	if err != nil || got[0] != "page-server" || !strings.Contains(strings.Join(got, " "), "--port 27277 --tls --tls-cacert /run/crhook/m/ca.pem") {
+		t.Fatalf("PageServerArgs = %q, %v; want a page-server command with TLS", got, err)
+	}
+	_, err = PageServerArgs(migrate.PageServer{Address: "-x", Port: 0}, *testTLS, "images", "log")
+	if !errors.Is(err, ErrCriuOpts) {
+		t.Fatalf("PageServerArgs(bad) error = %v; want ErrCriuOpts", err)
+	}
+	for _, want := range []string{`address "-x"`, "port 0", `images dir "images"`, `log file "log"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("PageServerArgs(bad) error %q does not name %s", err, want)
 		}
 	}
 }

@@ -11,18 +11,19 @@ import (
 // longest matching prefix applies; packages not listed (tests, hook/crhook)
 // may import anything.
 var importRules = map[string][]string{
-	"config/criuopt":     nil, // pure: the CRIU option language, no I/O
-	"config/safefile":    nil, // the single copies of the file rules
-	"config":             {"config/criuopt", "config/safefile"},
-	"config/edit":        {"config/criuopt", "config/safefile"},
-	"engine/diagnose":    {"config/safefile"}, // a CRIU log in, a diagnosis out
-	"engine/migrate":     nil,                 // the plan the shim reads, and the orchestrator's pure rules
-	"engine/migrate/pki": {"engine/migrate"},
+	"config/criuopt":      nil, // pure: the CRIU option language, no I/O
+	"config/safefile":     nil, // the single copies of the file rules
+	"config":              {"config/criuopt", "config/safefile"},
+	"config/edit":         {"config/criuopt", "config/safefile"},
+	"engine/diagnose":     {"config/safefile"},     // a CRIU log in, a diagnosis out
+	"engine/migrate":      {"engine/migrate/plan"}, // the orchestrator's pure rules; re-exports the plan
+	"engine/migrate/plan": nil,                     // the plan the shim reads: light, crhook-runtime links it
+	"engine/migrate/pki":  {"engine/migrate"},
 	// The orchestrator drives podman and the shim over ssh: it writes the
 	// shim's plan (engine) and each host's TLS material (pki).
 	"engine/migrate/orchestrate": {"engine", "engine/migrate", "engine/migrate/pki", "config"},
 	"engine/doctor":              {"config", "config/criuopt", "config/safefile"},
-	"engine":                     {"config", "config/criuopt", "config/safefile", "engine/diagnose", "engine/migrate"},
+	"engine":                     {"config", "config/criuopt", "config/safefile", "engine/diagnose", "engine/migrate/plan"},
 	"hook/crhook-runtime":        {"config", "engine"},
 }
 

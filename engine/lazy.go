@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan" // the plan only: engine/migrate links net/url
 )
 
 // Files of one migration's run directory (MigrationDir), where the shim

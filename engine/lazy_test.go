@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan"
 )
 
 // lazyFake is the engine fake with fakeruntime-lazy as runc and a

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan" // the plan only: engine/migrate links net/url
 )
 
 // ErrUntrustedPlan is a migration plan file the shim must not act on,

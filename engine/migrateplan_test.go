@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan"
 )
 
 func testPlan() *migrate.Plan {

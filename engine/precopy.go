@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan" // the plan only: engine/migrate links net/url
 )
 
 // A pre-copy migration (plan mode precopy): pre-dump rounds while the

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan"
 )
 
 // precopyPlan is round n's plan on the source (n 0: the final dump's),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,15 @@ import (
 
 // settingsCacheName is the cache's file in the Cache directory.
 const settingsCacheName = "settings.cache"
+
+// SettingsCachePath is the settings cache's file for p, "" when p keeps
+// none; crhook-runtime(8) documents it.
+func SettingsCachePath(p config.Paths) string {
+	if p.Cache == "" {
+		return ""
+	}
+	return filepath.Join(p.Cache, settingsCacheName)
+}
 
 // cacheHeader starts the file; a new format gets a new header, and an
 // old file is then a miss.

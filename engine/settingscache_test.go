@@ -86,7 +86,10 @@ func TestPassThroughCacheDecodesNoTOML(t *testing.T) {
 	for i, cmd := range []string{"state", "kill", "state"} {
 		call(i, cmd)
 	}
-	cache := filepath.Join(f.paths.Cache, settingsCacheName)
+	cache := SettingsCachePath(f.paths) // the file crhook-runtime(8) names
+	if SettingsCachePath(config.Paths{}) != "" {
+		t.Errorf("SettingsCachePath names a file for paths that keep no cache")
+	}
 	fresh, err := os.ReadFile(cache)
 	if err != nil {
 		t.Fatalf("no settings cache: %v", err)

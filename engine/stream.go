@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan" // the plan only: engine/migrate links net/url
 )
 
 // A streamed migration (plan mode stream): the source's final dump goes

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crhook/crhook/engine/migrate"
+	migrate "github.com/crhook/crhook/engine/migrate/plan"
 )
 
 func streamPlan(status migrate.Status) *migrate.Plan {

@@ -19,12 +19,16 @@ var forbidden = map[string]string{
 	// The shim reads a migration's plan and passes TLS file names to
 	// CRIU; making certificates and reaching hosts is the orchestrator's.
 	"crypto/x509": "certificates are made by `crhook migrate` (engine/migrate/pki), never by the runtime",
+	// The runtime opens no connection itself (CRIU and runc do), and it
+	// parses no destination: net/url is engine/migrate's (dest.go), which is
+	// why the shim imports only engine/migrate/plan. net/url's net/netip
+	// makes `unique` handles at init, a cost paid on every call.
+	"net": "the runtime opens no connection and parses no URL; `crhook migrate` does (engine/migrate)",
 }
 
-// forbiddenExact are forbidden by themselves, not with their subpackages
-// (net/url parses nothing on the network).
+// forbiddenExact are forbidden by themselves, not with their subpackages.
 var forbiddenExact = map[string]string{
-	"net": "the runtime opens no connection itself; CRIU and runc do",
+	"unique": "interning with a runtime cleanup set up at init (net/netip's); nothing on the runtime's path needs it",
 }
 
 // allowedHeavy are packages that are large but needed on the failure path;

@@ -198,6 +198,7 @@ func loadCodePaths(t *testing.T) codePaths {
 		t.Fatal(err)
 	}
 	c.confFile = conf
+	add("engine.SettingsCachePath", engine.SettingsCachePath(p))
 	add("config.Fallback StateDir", state, filepath.Dir(filepath.Dir(conf)))
 	add("engine.ConfPath", conf, filepath.Dir(conf))
 
