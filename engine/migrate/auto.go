@@ -31,11 +31,31 @@ type Facts struct {
 	MaxDowntime time.Duration
 }
 
-// lazyFaultCost is how much more a byte costs when a lazily restored
-// process faults it in than when a dump streams it: issue 13 measured a
-// 1 GiB full sweep settle 5.3 s after a lazy restore, against 2.1 s to
-// stream the same bytes (about 2.5x: one round trip per fault).
-const lazyFaultCost = 2.5
+// The cost model, fitted to `make bench` on the 2-core test machine
+// (docs/migration.md, Performance: 256 MiB and 1 GiB, small working set
+// and full sweep, bandwidth as auto measures it, ssh's, ~430 MiB/s):
+//
+//   - streamFixed: a streamed dump's cost whatever the memory (pause,
+//     podman's export and import, the restore): 0.83 s at 256 MiB and 1 GiB
+//     alike once the per-byte part is taken out;
+//   - streamByteCost: CRIU's TLS page server moves a byte about 1.1x as
+//     slowly as ssh does (3.44 s for 1 GiB, 1.48 s for 256 MiB);
+//   - lazyFixed: a lazy migration's freeze (0.5-0.6 s for 64 MiB to 1 GiB);
+//   - lazyFaultCost: what faulting the working set in costs after that,
+//     per byte, against ssh's rate: 1 GiB rewritten every 2 s settled
+//     3.8 s after the freeze, 256 MiB at once; 1.25 puts the crossover
+//     with stream (0.5 + 1.25x = 0.83 + 1.1x) at a working set of about
+//     2 s of bandwidth, between the two measured full sweeps.
+//
+// The first model (working set x 2.5 / bandwidth against memory /
+// bandwidth, no fixed costs) streamed a 256 MiB full sweep, 2.4x slower
+// to settle than the lazy migration it passed over.
+const (
+	streamFixed    = 830 * time.Millisecond
+	streamByteCost = 1.1
+	lazyFixed      = 500 * time.Millisecond
+	lazyFaultCost  = 1.25
+)
 
 // Choice is the mode auto picked, why, and the effective downtime it
 // predicted for every mode it considered.
@@ -57,9 +77,11 @@ var modeOrder = []Mode{ModeStream, ModePrecopy, ModeLazy}
 // one with the lowest predicted effective downtime (until the container
 // runs at full speed again on the destination):
 //
-//	stream:  all memory / bandwidth
-//	precopy: working set / bandwidth (the final round), needs soft-dirty
-//	lazy:    working set x lazyFaultCost / bandwidth, needs lazy pages
+//	stream:  streamFixed + all memory x streamByteCost / bandwidth
+//	precopy: streamFixed + working set x streamByteCost / bandwidth (the
+//	         final round is a stream of what is still dirty), needs soft-dirty
+//	lazy:    lazyFixed + working set x lazyFaultCost / bandwidth, needs
+//	         lazy pages
 //
 // Ties go to stream, then precopy, then lazy (modeOrder). When the best
 // mode for these facts is not built, the best built one is chosen and the
@@ -71,15 +93,15 @@ func Decide(f Facts, built []Mode) (Choice, error) {
 	}
 	ws := min(f.WorkingSetBytes, f.MemoryBytes)
 	seconds := func(bytes float64) time.Duration { return time.Duration(bytes / f.Bandwidth * float64(time.Second)) }
-	c := Choice{Estimates: map[Mode]time.Duration{ModeStream: seconds(float64(f.MemoryBytes))}}
+	c := Choice{Estimates: map[Mode]time.Duration{ModeStream: streamFixed + seconds(float64(f.MemoryBytes)*streamByteCost)}}
 	var skipped []string
 	if f.SoftDirty {
-		c.Estimates[ModePrecopy] = seconds(float64(ws))
+		c.Estimates[ModePrecopy] = streamFixed + seconds(float64(ws)*streamByteCost)
 	} else {
 		skipped = append(skipped, "precopy needs soft-dirty tracking, which this kernel lacks")
 	}
 	if f.LazyPages {
-		c.Estimates[ModeLazy] = seconds(float64(ws) * lazyFaultCost)
+		c.Estimates[ModeLazy] = lazyFixed + seconds(float64(ws)*lazyFaultCost)
 	} else {
 		why := f.NoLazyReason
 		if why == "" {
@@ -109,11 +131,11 @@ func Decide(f Facts, built []Mode) (Choice, error) {
 	fmt.Fprintf(&b, "%s: effective downtime about %v", c.Mode, c.Estimates[c.Mode].Round(time.Millisecond))
 	switch c.Mode {
 	case ModeStream:
-		fmt.Fprintf(&b, " (%s at %s/s)", bytesString(f.MemoryBytes), bytesString(int64(f.Bandwidth)))
+		fmt.Fprintf(&b, " (%v fixed, %s at %s/s x%.2g)", streamFixed, bytesString(f.MemoryBytes), bytesString(int64(f.Bandwidth)), streamByteCost)
 	case ModePrecopy:
-		fmt.Fprintf(&b, " (final round: %s working set at %s/s)", bytesString(ws), bytesString(int64(f.Bandwidth)))
+		fmt.Fprintf(&b, " (%v fixed, final round: %s working set at %s/s x%.2g)", streamFixed, bytesString(ws), bytesString(int64(f.Bandwidth)), streamByteCost)
 	case ModeLazy:
-		fmt.Fprintf(&b, " (%s working set faulted in at %s/s, %.1fx the cost of streaming it)", bytesString(ws), bytesString(int64(f.Bandwidth)), lazyFaultCost)
+		fmt.Fprintf(&b, " (%v freeze, %s working set faulted in at %s/s x%.3g)", lazyFixed, bytesString(ws), bytesString(int64(f.Bandwidth)), lazyFaultCost)
 	}
 	if c.Best != c.Mode {
 		fmt.Fprintf(&b, "; %s would do better (about %v) but this crhook does not build it yet, so the best built mode runs",

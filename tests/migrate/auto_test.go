@@ -106,13 +106,14 @@ func TestCrhookMigrateAuto(t *testing.T) {
 	if wf.WorkingSetBytes < mem*3/4 {
 		t.Errorf("full sweep's working set measured at %d bytes of %d", wf.WorkingSetBytes, mem)
 	}
-	// Lazy and stream are built: the small working set goes lazily, the
-	// full sweep streamed (faulting every page in would cost more).
+	// At 64 MiB both go lazily (its freeze is shorter than a stream's,
+	// and 64 MiB faults in quickly; streaming wins only past about 2 s of
+	// bandwidth, docs/migration.md), the full sweep's estimate higher.
 	if smallMode != "lazy" || !strings.HasPrefix(smallWhy, "lazy: effective downtime") || strings.Contains(smallWhy, "would do better") ||
 		sf.BestMode != "lazy" {
 		t.Errorf("small working set: mode %s, best %s: %s", smallMode, sf.BestMode, smallWhy)
 	}
-	if sweepMode != "stream" || !strings.HasPrefix(sweepWhy, "stream: effective downtime") || wf.BestMode != "stream" {
+	if sweepMode != "lazy" || !strings.HasPrefix(sweepWhy, "lazy: effective downtime") || wf.BestMode != "lazy" {
 		t.Errorf("full sweep: mode %s, best %s: %s", sweepMode, wf.BestMode, sweepWhy)
 	}
 	if wf.EstimatesMS["lazy"] <= sf.EstimatesMS["lazy"] {
@@ -159,7 +160,7 @@ func TestCrhookMigrateAuto(t *testing.T) {
 		m.noTasksOnB(t, s)
 		measured, _ := s["measured"].(map[string]any)
 		decision, _ := s["decision"].(string)
-		want := map[*podmanMigration]string{small: "lazy", sweep: "stream"}[m] // as the dry runs decided
+		want := "lazy" // as the dry runs decided
 		if s["mode"] != want || !strings.HasPrefix(decision, want+": effective downtime") || measured == nil || measured["memory_bytes"] == nil {
 			t.Errorf("summary of %s: mode %v, decision %q, measured %v", m.name, s["mode"], decision, measured)
 		}
