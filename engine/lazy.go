@@ -181,6 +181,23 @@ func (r *runner) rollbackRestore(id string, p *migrate.Plan) int {
 	return 0
 }
 
+// errNoTLSConf: runc passes CRIU no TLS options; only the criu.conf
+// crhook generated at create can carry them.
+var errNoTLSConf = errors.New("the container was created without crhook, so its CRIU cannot be given the migration's TLS material; nothing was dumped")
+
+// finalDumpRefusal is why a migration's final dump (lazy, stream, a
+// pre-copy's last) must not run at all, or nil.
+func (r *runner) finalDumpRefusal() error {
+	if r.inv.hasFlag("--leave-running") {
+		// The destination will run it: two copies.
+		return errors.New("--leave-running would leave the container running here while it runs on the destination (two copies); nothing was dumped")
+	}
+	if r.confPath == "" {
+		return errNoTLSConf
+	}
+	return nil
+}
+
 // lazyCheckpoint starts `runc checkpoint --lazy-pages --page-server
 // --status-fd` detached and returns once runc's status byte says the page
 // server is up: podman then tars an image directory without pages. The
@@ -191,12 +208,8 @@ func (r *runner) lazyCheckpoint(id string, p *migrate.Plan) int {
 		fmt.Fprintf(r.stderr, "crhook: lazy checkpoint of container %s for migration %s failed: %v\n", id, p.MigrationID, err)
 		return 1
 	}
-	if r.inv.hasFlag("--leave-running") {
-		// The destination will run it: two copies.
-		return fail(errors.New("--leave-running would leave the container running here while it runs on the destination (two copies); nothing was dumped"))
-	}
-	if r.confPath == "" {
-		return fail(errors.New("the container was created without crhook, so its CRIU cannot be given the migration's TLS material; nothing was dumped"))
+	if err := r.finalDumpRefusal(); err != nil {
+		return fail(err)
 	}
 	opts, err := CriuOptsFromPlan(p, "checkpoint", 3)
 	if err != nil {

@@ -142,7 +142,7 @@ func (r *runner) precopyPreDump(id string, p *migrate.Plan) int {
 		return 1
 	}
 	if r.confPath == "" {
-		return fail(errors.New("the container was created without crhook, so its CRIU cannot be given the migration's TLS material; nothing was dumped"))
+		return fail(errNoTLSConf)
 	}
 	n := p.Round
 	if n < 1 {

@@ -100,11 +100,8 @@ func (r *runner) streamCheckpoint(id string, p *migrate.Plan) int {
 		fmt.Fprintf(r.stderr, "crhook: streamed checkpoint of container %s for migration %s failed: %v\n", id, p.MigrationID, err)
 		return 1
 	}
-	if r.inv.hasFlag("--leave-running") {
-		return fail(errors.New("--leave-running would leave the container running here while it runs on the destination (two copies); nothing was dumped"))
-	}
-	if r.confPath == "" {
-		return fail(errors.New("the container was created without crhook, so its CRIU cannot be given the migration's TLS material; nothing was dumped"))
+	if err := r.finalDumpRefusal(); err != nil {
+		return fail(err)
 	}
 	opts, err := CriuOptsFromPlan(p, "checkpoint", 0)
 	if err != nil {
