@@ -289,7 +289,7 @@ func TestRunPrecopyLazyFinal(t *testing.T) {
 		{name: "success", srcProg: []Progress{serving, serving, finished}, dstProg: []Progress{serving, finished},
 			want: []string{"dst.ServeRound 1", "src.Prepare", "src.PreDump", "dst.ServeRound 2", "src.Replan", "src.PreDump", "dst.RoundProgress 2",
 				"src.Prepare", "dst.Prepare", "src.Checkpoint", "src.Progress", "dst.Send", "dst.Restore", "dst.Progress", "src.Cleanup", "dst.Cleanup"},
-			never: []string{"dst.ServeRound 0", "src.Rollback", "dst.Remove", "dst.Kill", "src.Abort", "dst.Abort"},
+			never:    []string{"dst.ServeRound 0", "src.Rollback", "dst.Remove", "dst.Kill", "src.Abort", "dst.Abort"},
 			srcState: "stopped", dstState: "running, every page moved", finalDump: migrate.ModeLazy},
 		{name: "destination prepare fails", dstFail: "Prepare", wantErr: "dst Prepare broke",
 			want: []string{"src.PreDump", "dst.RoundProgress 2", "src.Prepare", "dst.Prepare", "src.Abort", "dst.Abort"}, never: []string{"src.Checkpoint"},
