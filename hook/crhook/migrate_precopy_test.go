@@ -49,7 +49,9 @@ func TestParseFinal(t *testing.T) {
 // pipes CRIU cannot grow on the source, no userfaultfd on the
 // destination; a destination that could not be checked blocks nothing.
 func TestFinalLazyRefusal(t *testing.T) {
-	ok := func(id string) doctor.Result { return doctor.Result{ID: id, Status: doctor.OK, Evidence: []string{"fine"}} }
+	ok := func(id string) doctor.Result {
+		return doctor.Result{ID: id, Status: doctor.OK, Evidence: []string{"fine"}}
+	}
 	warn := func(id, fix, ev string) doctor.Result {
 		return doctor.Result{ID: id, Status: doctor.Warn, Evidence: []string{ev}, Fix: fix}
 	}
