@@ -81,7 +81,7 @@ func TestDecide(t *testing.T) {
 		reason []string
 	}{
 		{"256M small working set", with(here, 256*MiB, 16*MiB), ModeLazy,
-			[]string{"lazy: effective downtime about 500ms (500ms freeze; the 16.0 MiB working set is pushed in 51ms at 500.0 MiB/s x1.6, within the 1.25s grace)", "stream about 1.341s", "precopy needs soft-dirty"}},
+			[]string{"lazy: effective downtime about 500ms (500ms freeze; the 16.0 MiB working set is pushed in 51ms at 500.0 MiB/s x1.6, within the 1.5s grace)", "stream about 1.341s", "precopy needs soft-dirty"}},
 		{"256M full sweep: pushed within the grace, lazy", with(here, 256*MiB, 256*MiB), ModeLazy,
 			[]string{"lazy: effective downtime about 500ms", "pushed in 819ms", "stream about 1.341s"}},
 		{"512M full sweep: over the grace, stream", with(here, 512*MiB, 512*MiB), ModeStream,
@@ -89,7 +89,7 @@ func TestDecide(t *testing.T) {
 		{"1G full sweep: stream", with(here, GiB, GiB), ModeStream,
 			[]string{"stream: effective downtime about 3.415s", "lazy about 3.777s", "over the 1s budget, but no mode does better"}},
 		{"1G, 860 MiB working set: lazy within the margin, stream", with(here, GiB, 860*MiB), ModeStream,
-			[]string{"stream: effective downtime about 3.415s", "; lazy about 3.252s (+ 2.752s to push the 860.0 MiB working set at 500.0 MiB/s x1.6, over the 1.25s grace), within 15 %: stream preferred, after which the destination needs nothing more from the source"}},
+			[]string{"stream: effective downtime about 3.415s", "; lazy about 3.252s (+ 2.752s to push the 860.0 MiB working set at 500.0 MiB/s x1.6, over the 1.5s grace), within 15 %: stream preferred, after which the destination needs nothing more from the source"}},
 		{"1G small working set, soft-dirty: lazy's freeze is shorter", with(softDirty, GiB, 40*MiB), ModeLazy, []string{"precopy about 758ms"}},
 		{"1G small working set, soft-dirty, crun", with(softCrun, GiB, 40*MiB), ModePrecopy, []string{"precopy: effective downtime about 758ms", "lazy: crun has no --lazy-pages"}},
 		{"1G full sweep, soft-dirty, crun: tie goes to stream", with(softCrun, GiB, GiB), ModeStream, []string{"precopy about 3.415s"}},

@@ -109,7 +109,7 @@ func TestCrhookMigrateAuto(t *testing.T) {
 	// At 64 MiB both go lazily: its freeze is shorter than a stream's,
 	// and the lazy-pages daemon pushes even the full sweep's 64 MiB
 	// within the grace, so both lazy estimates are the freeze alone
-	// (streaming a full sweep wins past about 350 MiB here,
+	// (streaming a full sweep wins past about 425 MiB here,
 	// docs/migration.md).
 	if smallMode != "lazy" || !strings.HasPrefix(smallWhy, "lazy: effective downtime") || strings.Contains(smallWhy, "would do better") ||
 		sf.BestMode != "lazy" {
