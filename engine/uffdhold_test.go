@@ -1,0 +1,390 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// uffdUserModeOnly is UFFD_USER_MODE_ONLY: a userfaultfd an unprivileged
+// process may open (it handles user-space faults only).
+const uffdUserModeOnly = 1
+
+func openUserfaultfd() (int, error) {
+	fd, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|uffdUserModeOnly, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// needUserfaultfd skips a test that needs a process holding a real
+// userfaultfd where this kernel gives none.
+func needUserfaultfd(t *testing.T) {
+	t.Helper()
+	fd, err := openUserfaultfd()
+	if err != nil {
+		t.Skipf("userfaultfd(UFFD_USER_MODE_ONLY) fails here (%v): the lazy restore's fakes need a process holding one", err)
+	}
+	_ = unix.Close(fd)
+}
+
+// testUffdDaemon is the fake lazy-pages daemon's body (fakeCriu): it
+// holds a userfaultfd until the file args[0] appears, then exits 0, as
+// a daemon that delivered every page.
+func testUffdDaemon(args []string) int {
+	if _, err := openUserfaultfd(); err != nil {
+		return 3
+	}
+	for range 6000 {
+		if _, err := os.Stat(args[0]); err == nil {
+			return 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0
+}
+
+// TestUffdsIn: only the descriptors that read anon_inode:[userfaultfd]
+// are the daemon's userfaultfds.
+func TestUffdsIn(t *testing.T) {
+	proc := t.TempDir()
+	fdDir := filepath.Join(proc, "42", "fd")
+	if err := os.MkdirAll(fdDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for fd, target := range map[string]string{
+		"0": "/dev/null", "3": "anon_inode:[userfaultfd]", "4": "anon_inode:[eventpoll]",
+		"5": "socket:[1234]", "7": "anon_inode:[userfaultfd]", "8": "/tmp/anon_inode:[userfaultfd]",
+	} {
+		if err := os.Symlink(target, filepath.Join(fdDir, fd)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := uffdsIn(proc, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []int{3, 7}; !reflect.DeepEqual(got, want) {
+		t.Errorf("uffdsIn = %v, want %v", got, want)
+	}
+	if _, err := uffdsIn(proc, 43); err == nil {
+		t.Error("a process that is gone: no error")
+	}
+}
+
+// TestTreeIn: the restored tree's live processes, through every
+// thread's children; a zombie (it sent the daemon no userfaultfd) is not
+// counted, but its children are.
+func TestTreeIn(t *testing.T) {
+	proc := t.TempDir()
+	task := func(pid, state string, children map[string]string) {
+		write := func(rel, content string) {
+			path := filepath.Join(proc, pid, rel)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write("stat", pid+" (a b) "+state+" 1 1 1 0 -1 4194560 0 0 0 0\n")
+		for tid, kids := range children {
+			write("task/"+tid+"/children", kids)
+		}
+	}
+	task("10", "S", map[string]string{"10": "11 12 ", "13": "14 "})
+	task("11", "R", nil)
+	task("12", "Z", map[string]string{"12": ""})
+	task("14", "S", map[string]string{"14": "15"})
+	task("15", "t", nil)
+	got := treeIn(proc, 10)
+	slices.Sort(got)
+	if want := []int{10, 11, 14, 15}; !reflect.DeepEqual(got, want) {
+		t.Errorf("treeIn = %v, want %v", got, want)
+	}
+}
+
+// fakeUffd is uffdSys over a scripted daemon: its userfaultfds are
+// names (files), the holder's descriptors map to them.
+type fakeUffd struct {
+	mu        sync.Mutex
+	daemonFDs map[int]string // the daemon's fd -> file
+	held      map[int]string // the holder's fd -> file
+	next      int
+	gone      bool // the daemon exited (or is exiting)
+	tree      int  // live restored tasks
+	treeAlive bool
+	killed    bool
+	// closedWhileAlive records a file let go while the daemon had failed
+	// and the tree still ran: the gap this holder closes.
+	closedWhileAlive []string
+	failed           bool
+}
+
+func (f *fakeUffd) Uffds(int) ([]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var fds []int
+	for fd := range f.daemonFDs {
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func (f *fakeUffd) Grab(fd int) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	file, ok := f.daemonFDs[fd]
+	if !ok {
+		return -1, syscall.EBADF
+	}
+	f.next++
+	f.held[100+f.next] = file
+	return 100 + f.next, nil
+}
+
+func (f *fakeUffd) Same(held, fd int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held[held] != "" && f.held[held] == f.daemonFDs[fd]
+}
+
+func (f *fakeUffd) Close(held int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed && f.treeAlive {
+		f.closedWhileAlive = append(f.closedWhileAlive, f.held[held])
+	}
+	delete(f.held, held)
+}
+
+func (f *fakeUffd) DaemonGone() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.gone }
+func (f *fakeUffd) Tree(int) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tree == 0 {
+		return 0, errors.New("no live task")
+	}
+	return f.tree, nil
+}
+func (f *fakeUffd) TreeAlive() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.treeAlive }
+func (f *fakeUffd) KillTree() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.killed, f.treeAlive = true, false
+}
+
+func (f *fakeUffd) do(fn func(f *fakeUffd)) { f.mu.Lock(); fn(f); f.mu.Unlock() }
+
+func (f *fakeUffd) heldFiles() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var files []string
+	for _, file := range f.held {
+		files = append(files, file)
+	}
+	slices.Sort(files)
+	return files
+}
+
+// TestUffdHolderLifecycle drives the holder through each way a lazy
+// restore's daemon ends, with a scripted daemon and tree.
+func TestUffdHolderLifecycle(t *testing.T) {
+	times := uffdHoldTimes{Request: 2 * time.Second, Grab: 300 * time.Millisecond, Total: 5 * time.Second, RC: 200 * time.Millisecond, Kill: 300 * time.Millisecond, Tick: time.Millisecond}
+	for _, tc := range []struct {
+		name string
+		tree int
+		fds  map[int]string
+		// script runs once the holder answered; it returns what the
+		// daemon's supervisor wrote as exit status ("" for nothing).
+		script  func(t *testing.T, f *fakeUffd) string
+		wantAck string
+		wantErr string
+		check   func(t *testing.T, f *fakeUffd, log string)
+	}{
+		{
+			name: "every page delivered", tree: 2, fds: map[int]string{5: "a", 9: "b"}, wantAck: "held 2",
+			script: func(t *testing.T, f *fakeUffd) string {
+				f.do(func(f *fakeUffd) { f.daemonFDs, f.gone = nil, true })
+				return "0"
+			},
+			check: func(t *testing.T, f *fakeUffd, log string) {
+				if f.killed || !strings.Contains(log, "delivered every page") {
+					t.Errorf("killed %v; log %q", f.killed, log)
+				}
+			},
+		},
+		{
+			name: "daemon fails, the supervisor kills the container", tree: 1, fds: map[int]string{5: "a"}, wantAck: "held 1",
+			script: func(t *testing.T, f *fakeUffd) string {
+				f.do(func(f *fakeUffd) { f.daemonFDs, f.gone, f.failed = nil, true, true })
+				// The supervisor's kill lands 50 ms later: closedWhileAlive
+				// catches a holder that let go before.
+				time.AfterFunc(50*time.Millisecond, func() { f.do(func(f *fakeUffd) { f.treeAlive = false }) })
+				return "137"
+			},
+			check: func(t *testing.T, f *fakeUffd, log string) {
+				if f.killed {
+					t.Error("the holder killed the container the supervisor killed")
+				}
+			},
+		},
+		{
+			name: "daemon and supervisor killed: the holder kills the container", tree: 1, fds: map[int]string{5: "a"}, wantAck: "held 1",
+			script: func(t *testing.T, f *fakeUffd) string {
+				f.do(func(f *fakeUffd) { f.daemonFDs, f.gone, f.failed = nil, true, true })
+				return ""
+			},
+			check: func(t *testing.T, f *fakeUffd, log string) {
+				if !f.killed || !strings.Contains(log, "killing its tasks") {
+					t.Errorf("the container was not killed by the holder; log %q", log)
+				}
+			},
+		},
+		{
+			name: "a task's pages all came, another forked", tree: 2, fds: map[int]string{5: "a", 9: "b"}, wantAck: "held 2",
+			script: func(t *testing.T, f *fakeUffd) string {
+				f.do(func(f *fakeUffd) { delete(f.daemonFDs, 5); f.daemonFDs[11] = "c" })
+				eventually(t, time.Second, "b and c held, a let go", func() bool { return reflect.DeepEqual(f.heldFiles(), []string{"b", "c"}) })
+				f.do(func(f *fakeUffd) { f.daemonFDs, f.gone = nil, true })
+				return "0"
+			},
+		},
+		{
+			name: "fewer userfaultfds than tasks", tree: 3, fds: map[int]string{5: "a"},
+			wantAck: "error: the lazy-pages daemon 7 holds 1 userfaultfds", wantErr: "holds 1 userfaultfds",
+		},
+		{
+			name: "no live task", tree: 0, fds: map[int]string{5: "a"}, wantAck: "error: no live task", wantErr: "no live task",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := &fakeUffd{daemonFDs: tc.fds, held: map[int]string{}, tree: tc.tree, treeAlive: true}
+			var log syncBuffer
+			h := &uffdHolder{sys: f, daemon: 7, held: map[int]bool{}, log: &log}
+			done := make(chan error, 1)
+			go func() { done <- h.hold(dir, times) }()
+			if err := writeAtomic(filepath.Join(dir, uffdHoldReq), "1234\n"); err != nil {
+				t.Fatal(err)
+			}
+			ack, err := waitFile(filepath.Join(dir, uffdHoldAck), 2*time.Second)
+			if err != nil || !strings.HasPrefix(ack, tc.wantAck) {
+				t.Fatalf("ack %q (%v), want %q", ack, err, tc.wantAck)
+			}
+			if tc.script != nil {
+				if rc := tc.script(t, f); rc != "" {
+					if err := writeAtomic(filepath.Join(dir, LazyPagesRC), rc+"\n"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			select {
+			case err := <-done:
+				if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+					t.Fatalf("hold: %v, want error %q", err, tc.wantErr)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("the holder outlived the container and its daemon")
+			}
+			if len(f.held) != 0 {
+				t.Errorf("the holder ended holding %v", f.heldFiles())
+			}
+			if len(f.closedWhileAlive) != 0 {
+				t.Errorf("let go of %v while the daemon had failed and the container ran: zero pages", f.closedWhileAlive)
+			}
+			if tc.check != nil {
+				tc.check(t, f, log.String())
+			}
+		})
+	}
+}
+
+// TestUffdHolderExitingDaemon: a daemon whose table empties as it exits
+// (do_exit closes its files before its pidfd reads as exited) is not one
+// that closed its userfaultfds: the holder keeps them.
+func TestUffdHolderExitingDaemon(t *testing.T) {
+	f := &fakeUffd{daemonFDs: map[int]string{5: "a"}, held: map[int]string{}, tree: 1, treeAlive: true}
+	h := &uffdHolder{sys: f, daemon: 7, held: map[int]bool{}, log: &bytes.Buffer{}}
+	if err := h.sync(); err != nil || len(h.held) != 1 {
+		t.Fatalf("sync: %v, held %v", err, f.heldFiles())
+	}
+	f.do(func(f *fakeUffd) { f.daemonFDs, f.gone = nil, true })
+	if err := h.sync(); err != nil || !reflect.DeepEqual(f.heldFiles(), []string{"a"}) {
+		t.Errorf("sync on an exiting daemon: %v, holds %v, want a", err, f.heldFiles())
+	}
+}
+
+// TestUffdHolderNoRequest: a restore that never reaches post-restore
+// (it failed, or the daemon died first) leaves the holder nothing to
+// hold: it ends, with an error for a request that would come late.
+func TestUffdHolderNoRequest(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeUffd{daemonFDs: map[int]string{5: "a"}, held: map[int]string{}, tree: 1, treeAlive: true, gone: true}
+	h := &uffdHolder{sys: f, daemon: 7, held: map[int]bool{}, log: &bytes.Buffer{}}
+	if err := h.hold(dir, uffdHoldTimes{Request: time.Second, Tick: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if ack, _ := os.ReadFile(filepath.Join(dir, uffdHoldAck)); !strings.HasPrefix(string(ack), "error: ") || len(h.held) != 0 {
+		t.Errorf("answer %q, holds %v; want an error for a late request, nothing held", ack, f.heldFiles())
+	}
+}
+
+// TestUffdHoldRequest: the action script acts at post-restore only, and
+// succeeds only when the holder says it holds.
+func TestUffdHoldRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name, action, ack string
+		want              int
+	}{
+		{"other stage", "pre-resume", "", 0},
+		{"held", "post-restore", "held 2\n", 0},
+		{"holder failed", "post-restore", "error: the daemon is gone\n", 1},
+		{"no holder", "post-restore", "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Setenv("CRTOOLS_SCRIPT_ACTION", tc.action)
+			t.Setenv("CRTOOLS_INIT_PID", "4321")
+			if tc.ack != "" {
+				go func() {
+					if _, err := waitFile(filepath.Join(dir, uffdHoldReq), time.Second); err == nil {
+						_ = writeAtomic(filepath.Join(dir, uffdHoldAck), tc.ack)
+					}
+				}()
+			}
+			var stderr bytes.Buffer
+			if got := UffdHoldRequest([]string{dir, "300ms"}, &stderr); got != tc.want {
+				t.Fatalf("exit %d, want %d: %s", got, tc.want, stderr.String())
+			}
+			if req, _ := os.ReadFile(filepath.Join(dir, uffdHoldReq)); tc.action == "post-restore" && string(req) != "4321\n" {
+				t.Errorf("request %q, want the root pid", req)
+			}
+		})
+	}
+}
+
+// eventually polls cond every millisecond until it holds, failing the
+// test after within.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
