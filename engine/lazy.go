@@ -423,7 +423,9 @@ func CriuBinary(name string) string {
 
 // supervisorScript runs "$@" in the background of a shell that leads its
 // own process group (the command's pid in $2.pid: the userfaultfd holder
-// finds the lazy-pages daemon there), kills the whole group after $1 seconds, writes the
+// finds the lazy-pages daemon there; its exit status is also appended to
+// $2.status when that exists: the holder keeps that file open, so it
+// reads the status even once the orchestrator removed the directory), kills the whole group after $1 seconds, writes the
 // command's exit status to $2 (through a rename: present means final)
 // and, when it is not 0, runs $3 (the destination's kill of a container
 // whose pages can no longer come). Only the command keeps fd 3 (runc's
@@ -437,6 +439,7 @@ echo "$c" >"$rc.pid"
 exec 3>&-
 wait $c
 s=$?
+[ ! -e "$rc.status" ] || echo "$s" >>"$rc.status"
 [ "$s" = 0 ] || { [ -z "$onfail" ] || eval "$onfail"; }
 echo "$s" >"$rc.tmp" && mv "$rc.tmp" "$rc"
 kill "$w" 2>/dev/null

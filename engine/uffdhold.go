@@ -49,6 +49,9 @@ const (
 	uffdHoldAck    = "uffd-hold.ack" // "held N", or "error: ..."
 	uffdHoldPID    = "daemon.pid"    // the daemon's pid, written by the supervisor
 	uffdHoldOut    = "uffd-hold.out" // the holder's output
+	// uffdHoldStatus (LazyPagesRC + ".status") gets the daemon's exit
+	// status from its supervisor; the holder holds it open.
+	uffdHoldStatus = LazyPagesRC + ".status"
 )
 
 // uffdHoldScriptText is the action script: CRIU runs it at every stage
@@ -157,6 +160,9 @@ type uffdHolder struct {
 	daemon int
 	held   map[int]bool // the holder's descriptors
 	log    io.Writer
+	// status is the daemon's exit status as its supervisor wrote it, ""
+	// while there is none.
+	status func() string
 }
 
 // sync takes what the daemon holds and the holder not (a task it learnt
@@ -240,6 +246,7 @@ func (h *uffdHolder) hold(dir string, t uffdHoldTimes) error {
 	if err != nil || req == 0 {
 		return err
 	}
+	asked := time.Now()
 	n, err := h.sys.Tree(req)
 	if err != nil {
 		return errors.Join(err, ack("error: "+err.Error()))
@@ -249,7 +256,7 @@ func (h *uffdHolder) hold(dir string, t uffdHoldTimes) error {
 		err := h.sync()
 		switch {
 		case err == nil && len(h.held) >= n:
-			fmt.Fprintf(h.log, "holding %d userfaultfds of %d restored tasks (root %d), %v after the start\n", len(h.held), n, req, time.Since(start).Round(time.Microsecond))
+			fmt.Fprintf(h.log, "holding %d userfaultfds of %d restored tasks (root %d), %v after the request\n", len(h.held), n, req, time.Since(asked).Round(time.Microsecond))
 			if err := ack(fmt.Sprintf("held %d", len(h.held))); err != nil {
 				h.releaseAll()
 				return err
@@ -304,8 +311,11 @@ func (h *uffdHolder) watch(dir string, start time.Time, t uffdHoldTimes) error {
 		}
 		time.Sleep(t.Tick)
 	}
-	rc, err := waitFile(filepath.Join(dir, LazyPagesRC), t.RC)
-	if err == nil && rc == "0" {
+	rc := h.status()
+	for deadline := time.Now().Add(t.RC); rc == "" && time.Now().Before(deadline); rc = h.status() {
+		time.Sleep(time.Millisecond)
+	}
+	if rc == "0" {
 		fmt.Fprintf(h.log, "the daemon delivered every page; let go of %d userfaultfds\n", len(h.held))
 		return nil
 	}

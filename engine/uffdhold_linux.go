@@ -196,7 +196,22 @@ func UffdHoldMain(args []string, log io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	h := &uffdHolder{sys: k, daemon: k.daemon, held: map[int]bool{}, log: log}
+	// Opened now, before the daemon can end: the orchestrator removes the
+	// directory once it read the status, maybe before the holder did.
+	statusFile, err := os.Open(filepath.Join(dir, uffdHoldStatus))
+	if err != nil {
+		return fail(fmt.Errorf("the daemon's status file: %w", err))
+	}
+	defer statusFile.Close()
+	status := func() string {
+		buf := make([]byte, 32)
+		n, _ := statusFile.ReadAt(buf, 0)
+		if s, ok := strings.CutSuffix(string(buf[:n]), "\n"); ok {
+			return s
+		}
+		return "" // none yet, or half written
+	}
+	h := &uffdHolder{sys: k, daemon: k.daemon, held: map[int]bool{}, log: log, status: status}
 	if err := h.hold(dir, t); err != nil {
 		return fail(err)
 	}
@@ -248,6 +263,10 @@ func startUffdHolder(dir string, grab, total time.Duration) (*os.Process, string
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, "", fmt.Errorf("remove stale %q: %w", filepath.Join(dir, f), err)
 		}
+	}
+	// Empty: the supervisor appends the daemon's exit status.
+	if err := os.WriteFile(filepath.Join(dir, uffdHoldStatus), nil, 0o600); err != nil {
+		return nil, "", fmt.Errorf("create the daemon's status file: %w", err)
 	}
 	script := filepath.Join(dir, uffdHoldScript)
 	if strings.ContainsAny(script, " \t\n\"'\\#") {

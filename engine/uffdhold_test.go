@@ -274,7 +274,10 @@ func TestUffdHolderLifecycle(t *testing.T) {
 			dir := t.TempDir()
 			f := &fakeUffd{daemonFDs: tc.fds, held: map[int]string{}, tree: tc.tree, treeAlive: true}
 			var log syncBuffer
-			h := &uffdHolder{sys: f, daemon: 7, held: map[int]bool{}, log: &log}
+			h := &uffdHolder{sys: f, daemon: 7, held: map[int]bool{}, log: &log, status: func() string {
+				data, _ := os.ReadFile(filepath.Join(dir, LazyPagesRC))
+				return strings.TrimSpace(string(data))
+			}}
 			done := make(chan error, 1)
 			go func() { done <- h.hold(dir, times) }()
 			if err := writeAtomic(filepath.Join(dir, uffdHoldReq), "1234\n"); err != nil {
