@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == UffdHoldRequestArg {
 		os.Exit(UffdHoldRequest(os.Args[2:], os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "__test-uffd-victim" {
+		os.Exit(testUffdVictim())
+	}
 	if len(os.Args) > 1 && os.Args[1] == "__test-uffd-daemon" {
 		os.Exit(testUffdDaemon(os.Args[2:]))
 	}

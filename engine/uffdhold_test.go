@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -389,5 +394,143 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 			t.Fatalf("not within %v: %s", within, what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// ioctls of linux/userfaultfd.h: _IOWR(0xAA, nr, size).
+const (
+	uffdioAPI      = 0xC018AA3F // UFFDIO_API, struct uffdio_api (24 bytes)
+	uffdioRegister = 0xC020AA00 // UFFDIO_REGISTER, struct uffdio_register (32 bytes)
+)
+
+// testUffdVictim is a restored task in miniature: one page registered
+// for missing faults on a userfaultfd that only its "daemon" (a sleep
+// it starts, holding it as fd 3) keeps open. It prints "ready DAEMON",
+// reads the page when told "go", and prints what it read.
+func testUffdVictim() int {
+	fd, err := openUserfaultfd()
+	if err != nil {
+		fmt.Println("error", err)
+		return 3
+	}
+	api := [3]uint64{0xAA}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uffdioAPI, uintptr(unsafe.Pointer(&api))); errno != 0 {
+		fmt.Println("error UFFDIO_API", errno)
+		return 3
+	}
+	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Println("error", err)
+		return 3
+	}
+	reg := [4]uint64{uint64(uintptr(unsafe.Pointer(&mem[0]))), 4096, 1 /* MODE_MISSING */}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uffdioRegister, uintptr(unsafe.Pointer(&reg))); errno != 0 {
+		fmt.Println("error UFFDIO_REGISTER", errno)
+		return 3
+	}
+	f := os.NewFile(uintptr(fd), "userfaultfd")
+	daemon := exec.Command("sleep", "60")
+	daemon.ExtraFiles = []*os.File{f}
+	if err := daemon.Start(); err != nil {
+		fmt.Println("error", err)
+		return 3
+	}
+	f.Close() // the daemon holds the only reference, as criu lazy-pages does
+	fmt.Println("ready", daemon.Process.Pid)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() && in.Text() != "go" {
+	}
+	fmt.Println("read", mem[0])
+	return 0
+}
+
+// TestHeldUffdBlocksFault shows on the kernel what the holder is for:
+// the daemon holding a task's only userfaultfd dies, then the task reads
+// a page never delivered. With nobody else holding it, the read returns
+// zero (the gap); with the holder's duplicate (taken by its sync, with
+// pidfd_getfd), the read blocks until the task is killed.
+func TestHeldUffdBlocksFault(t *testing.T) {
+	needUserfaultfd(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hold := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not held", true: "held"}[hold], func(t *testing.T) {
+			victim := exec.Command(exe, "__test-uffd-victim")
+			stdin, err := victim.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := victim.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			victim.Stderr = os.Stderr
+			if err := victim.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+			lines := make(chan string, 4)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+			}()
+			var daemon int
+			select {
+			case l := <-lines:
+				if _, err := fmt.Sscanf(l, "ready %d", &daemon); err != nil {
+					t.Fatalf("victim: %q", l)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the victim never got ready")
+			}
+			t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+			pidfd, err := unix.PidfdOpen(daemon, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(pidfd)
+			k := &kernelUffd{daemon: daemon, daemonFD: pidfd}
+			h := &uffdHolder{sys: k, daemon: daemon, held: map[int]bool{}, log: io.Discard}
+			if hold {
+				if err := h.sync(); err != nil || len(h.held) != 1 {
+					t.Fatalf("sync: %v; holds %d userfaultfds, want the daemon's one", err, len(h.held))
+				}
+				defer h.releaseAll()
+			}
+			if err := syscall.Kill(daemon, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, "the daemon gone", k.DaemonGone)
+			if _, err := io.WriteString(stdin, "go\n"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case l := <-lines:
+				if hold {
+					t.Fatalf("the task read a page its dead daemon never delivered: %q (want a blocked fault)", l)
+				}
+				if l != "read 0" {
+					t.Fatalf("without a holder the task read %q; the kernel gives a zero page (read 0)", l)
+				}
+			case <-time.After(500 * time.Millisecond):
+				if !hold {
+					t.Fatal("without a holder the fault blocked: the kernel no longer zero-fills; docs/migration.md's reason for the holder is gone")
+				}
+				// Blocked; SIGKILL ends it, as the supervisor's kill does.
+				_ = victim.Process.Kill()
+				done := make(chan error, 1)
+				go func() { done <- victim.Wait() }()
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the task blocked on a held userfaultfd does not die of SIGKILL")
+				}
+			}
+		})
 	}
 }
