@@ -493,7 +493,7 @@ func TestHeldUffdBlocksFault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer unix.Close(pidfd)
+			defer func() { _ = unix.Close(pidfd) }()
 			k := &kernelUffd{daemon: daemon, daemonFD: pidfd}
 			h := &uffdHolder{sys: k, daemon: daemon, held: map[int]bool{}, log: io.Discard}
 			if hold {
@@ -526,7 +526,8 @@ func TestHeldUffdBlocksFault(t *testing.T) {
 				done := make(chan error, 1)
 				go func() { done <- victim.Wait() }()
 				select {
-				case <-done:
+				case err := <-done:
+					t.Logf("the blocked task ended: %v", err)
 				case <-time.After(5 * time.Second):
 					t.Fatal("the task blocked on a held userfaultfd does not die of SIGKILL")
 				}
