@@ -279,11 +279,19 @@ func (r *runner) addMigrationConf(p *migrate.Plan, opts CriuOpts) error {
 	if err != nil {
 		return err
 	}
+	return r.addConfLines(p, tlsLines)
+}
+
+// addConfLines appends lines of migration p to the generated criu.conf.
+func (r *runner) addConfLines(p *migrate.Plan, lines []string) error {
+	if r.confPath == "" {
+		return errNoTLSConf
+	}
 	conf, err := os.ReadFile(r.confPath)
 	if err != nil {
 		return fmt.Errorf("read the generated CRIU config: %w", err)
 	}
-	conf = append(conf, []byte("# for migration "+p.MigrationID+"\n"+strings.Join(tlsLines, "\n")+"\n")...)
+	conf = append(conf, []byte("# for migration "+p.MigrationID+"\n"+strings.Join(lines, "\n")+"\n")...)
 	return WriteConf(r.confPath, conf)
 }
 
@@ -291,7 +299,10 @@ func (r *runner) addMigrationConf(p *migrate.Plan, opts CriuOpts) error {
 // page server) detached, waits for its socket, then runs `runc restore
 // --lazy-pages`. If the daemon ever exits with an error, its supervisor
 // kills the container at once: a page it can no longer fetch would
-// otherwise be read as zeros.
+// otherwise be read as zeros. Until then a fault on such a page blocks:
+// the userfaultfd holder (uffdhold.go), asked by CRIU's post-restore
+// action script, keeps the restored tasks' userfaultfds open after the
+// daemon is gone; a restore without it is killed.
 func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 	fail := func(err error) int {
 		fmt.Fprintf(r.stderr, "crhook: lazy restore of container %s for migration %s failed: %v; nothing runs\n", id, p.MigrationID, err)
@@ -338,6 +349,24 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 		// poll could add to the downtime.
 		time.Sleep(2 * time.Millisecond)
 	}
+	// The holder keeps the userfaultfds alive if the daemon dies: a
+	// fault then blocks until the container is killed, never reads a
+	// zero page (uffdhold.go).
+	holder, script, err := startUffdHolder(dir, time.Duration(p.Timeouts.Connect), time.Duration(p.Timeouts.Total))
+	stop := func() {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		if holder != nil {
+			_ = holder.Kill()
+			_, _ = holder.Wait()
+		}
+	}
+	if err == nil {
+		err = r.addConfLines(p, []string{"action-script " + script})
+	}
+	if err != nil {
+		stop()
+		return fail(err)
+	}
 	opts, err := CriuOptsFromPlan(p, "restore", 0)
 	if err == nil {
 		var args []string
@@ -346,16 +375,33 @@ func (r *runner) lazyRestore(id string, p *migrate.Plan) int {
 		}
 	}
 	if err != nil {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		stop()
 		return fail(err)
 	}
 	if code, started := r.run(nil); code != 0 {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		stop()
 		if started {
 			r.explain(id, "")
 		}
 		return code
 	}
+	if ack, err := os.ReadFile(filepath.Join(dir, uffdHoldAck)); err != nil || !strings.HasPrefix(string(ack), "held ") {
+		// CRIU never ran the action script (or the holder failed and
+		// CRIU went on): the container runs with no second holder of
+		// its userfaultfds. Fail closed: a daemon's death would let it
+		// read zeros.
+		kill := r.runtimeCmd("kill", id)
+		kill = append(kill[:len(kill)-1], id, "KILL")
+		out, kerr := exec.Command(kill[0], kill[1:]...).CombinedOutput()
+		stop()
+		if kerr != nil {
+			return fail(fmt.Errorf("the restored container ran without a holder of its userfaultfds (CRIU did not run the post-restore action script %s, or it failed: %q); killing it failed: %s: %w: %s",
+				script, strings.TrimSpace(string(ack)), shellJoin(kill), kerr, strings.TrimSpace(string(out))))
+		}
+		return fail(fmt.Errorf("the restored container ran without a holder of its userfaultfds (CRIU did not run the post-restore action script %s, or it failed: %q); it was killed (%s)",
+			script, strings.TrimSpace(string(ack)), shellJoin(kill)))
+	}
+	_ = holder.Release()
 	p.Status = migrate.StatusRestored
 	if err := WritePlan(r.settings.StateDir, id, p); err != nil {
 		fmt.Fprintf(r.stderr, "crhook: warning: %v\n", err)
@@ -376,7 +422,10 @@ func CriuBinary(name string) string {
 }
 
 // supervisorScript runs "$@" in the background of a shell that leads its
-// own process group, kills the whole group after $1 seconds, writes the
+// own process group (the command's pid in $2.pid: the userfaultfd holder
+// finds the lazy-pages daemon there; its exit status is also appended to
+// $2.status when that exists: the holder keeps that file open, so it
+// reads the status even once the orchestrator removed the directory), kills the whole group after $1 seconds, writes the
 // command's exit status to $2 (through a rename: present means final)
 // and, when it is not 0, runs $3 (the destination's kill of a container
 // whose pages can no longer come). Only the command keeps fd 3 (runc's
@@ -386,9 +435,11 @@ const supervisorScript = `t=$1 rc=$2 onfail=$3; shift 3
 w=$!
 "$@" &
 c=$!
+echo "$c" >"$rc.pid"
 exec 3>&-
 wait $c
 s=$?
+[ ! -e "$rc.status" ] || echo "$s" >>"$rc.status"
 [ "$s" = 0 ] || { [ -z "$onfail" ] || eval "$onfail"; }
 echo "$s" >"$rc.tmp" && mv "$rc.tmp" "$rc"
 kill "$w" 2>/dev/null
@@ -405,7 +456,7 @@ func startSupervised(dir, out, rc string, total time.Duration, argv []string, on
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, fmt.Errorf("create migration directory %q: %w", dir, err)
 	}
-	for _, f := range []string{rc, PGID} {
+	for _, f := range []string{rc, rc + ".pid", PGID} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return 0, fmt.Errorf("remove stale %q: %w", filepath.Join(dir, f), err)
 		}

@@ -15,6 +15,18 @@ import (
 // shown in a process of its own; every other test runs the shim in
 // process on a test Host (fake_test.go), over the same fake runtime.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == UffdHoldArg { // the shim's holder, started from os.Executable()
+		os.Exit(UffdHoldMain(os.Args[2:], os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == UffdHoldRequestArg {
+		os.Exit(UffdHoldRequest(os.Args[2:], os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "__test-uffd-victim" {
+		os.Exit(testUffdVictim())
+	}
+	if len(os.Args) > 1 && os.Args[1] == "__test-uffd-daemon" {
+		os.Exit(testUffdDaemon(os.Args[2:]))
+	}
 	if filepath.Base(os.Args[0]) == "crhook-runtime" {
 		os.Exit(Runtime(os.Args[1:], config.DefaultPaths().Under(os.Getenv("CRHOOK_TEST_ROOT")), os.Stderr))
 	}

@@ -119,6 +119,18 @@ func TestRollbackRestore(t *testing.T) {
 // file in its -W directory unless "criu-fails" exists (then it exits 1),
 // and writes its pid to "criu-pid" and stays when "criu-stays" exists.
 func fakeCriu(f *fake) string {
+	needUserfaultfd(f.t)
+	exe, err := os.Executable()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() {
+		// The daemon delivered every page: it and its holder end.
+		f.knob("criu-done", "")
+		if pid, err := strconv.Atoi(strings.TrimSpace(f.read("restored-pid"))); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	return f.write("rt/criu", `#!/bin/sh
 dir=$(dirname "$0")
 echo "$*" >"$dir/criu-args"
@@ -129,7 +141,10 @@ for a in "$@"; do
 	prev=$a
 done
 [ -f "$dir/criu-stays" ] && { echo $$ >"$dir/criu-pid"; exec sleep 60; }
-exit 0
+[ -f "$dir/criu-quits" ] && exit 0
+# A daemon holding a userfaultfd, as the restored tasks' would be, until
+# "criu-done" appears (then it exits 0: every page delivered).
+exec '`+exe+`' __test-uffd-daemon "$dir/criu-done"
 `)
 }
 
@@ -149,6 +164,11 @@ func TestLazyRestore(t *testing.T) {
 		{"daemon fails", func(f *fake) { f.knob("criu-fails", "") }, "", "did not come up"},
 		{"restore fails", func(f *fake) { f.knob("criu-stays", ""); f.knob("fail-restore", "") }, "", "see restore.log"},
 		{"relative work path", func(*fake) {}, "work", "no absolute --work-path"},
+		// A CRIU that never ran the post-restore action script: the
+		// container ran with nobody else holding its userfaultfds.
+		{"no action script", func(f *fake) { f.knob("no-action-script", "") }, "", "without a holder of its userfaultfds"},
+		// The holder finds fewer userfaultfds than restored tasks.
+		{"holder fails", func(f *fake) { f.knob("criu-quits", "") }, "", "Aborting restore due to post-restore"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := lazyFake(t, lazyPlan(migrate.StatusPlanned))
@@ -179,10 +199,10 @@ func TestLazyRestore(t *testing.T) {
 				}
 				// A daemon that died may have left the container
 				// restored with pages it can no longer fetch: killed.
-				if tc.name == "daemon fails" && !f.ran("kill") {
+				if (tc.name == "daemon fails" || tc.name == "no action script") && !f.ran("kill") {
 					t.Errorf("the daemon failed and the container was not killed: %s", f.read("calls"))
 				}
-				if tc.name != "restore fails" && f.ran("restore") {
+				if tc.name != "restore fails" && tc.name != "no action script" && tc.name != "holder fails" && f.ran("restore") {
 					t.Errorf("runc restore ran without its lazy-pages daemon: %s", f.calls())
 				}
 				if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status == migrate.StatusRestored {
@@ -203,6 +223,17 @@ func TestLazyRestore(t *testing.T) {
 			if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status != migrate.StatusRestored {
 				t.Errorf("plan after the restore: %+v, %v", p, err)
 			}
+			// The holder holds the daemon's userfaultfd; once the daemon
+			// delivered every page it lets go and ends.
+			dir := MigrationDir(f.stateDir(), "m1")
+			if ack, _ := os.ReadFile(filepath.Join(dir, uffdHoldAck)); string(ack) != "held 1\n" {
+				t.Errorf("holder's answer %q, want held 1", ack)
+			}
+			f.knob("criu-done", "")
+			eventually(t, 5*time.Second, "the holder lets go once the daemon delivered every page", func() bool {
+				out, _ := os.ReadFile(filepath.Join(dir, uffdHoldOut))
+				return strings.Contains(string(out), "let go of 1 userfaultfds")
+			})
 		})
 	}
 }

@@ -5,6 +5,10 @@
 //	check   verify every page; prints "check pages=N bad=B first_bad=I max_gap_us=G"
 //	reset   forget the largest heartbeat gap seen so far; prints "reset"
 //	sweep   rewrite every page with the same pattern (a full working set)
+//	scan    (with -ctl) start reading every page over and over, in a
+//	        scattered order; the first page that ever fails the pattern
+//	        is written to DIR/zero-page at once ("page=I word=W"), before
+//	        anything else can end the process; prints "scan"
 //	timeline  write DIR/timeline.json (with -ctl): the time of each recent
 //	        heartbeat and the start and end of each periodic sweep, in Unix
 //	        nanoseconds; prints "timeline beats=N sweeps=M"
@@ -27,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +91,7 @@ func main() {
 		*period = *sweepEvery
 	}
 	var tl timeline
+	var scanOnce sync.Once
 	var mu sync.Mutex // one command at a time, from stdin or the control directory
 
 	var maxGap, last atomic.Int64
@@ -125,6 +131,12 @@ func main() {
 		case "sweep":
 			fill(mem, *seed)
 			return "sweep"
+		case "scan":
+			if *ctl == "" {
+				return "scan needs -ctl"
+			}
+			scanOnce.Do(func() { go scan(mem, *seed, filepath.Join(*ctl, "zero-page")) })
+			return "scan"
 		case "timeline":
 			if *ctl == "" {
 				return "timeline needs -ctl"
@@ -147,6 +159,25 @@ func main() {
 	}
 	if *ctl != "" {
 		select {} // stdin closed (podman -d): keep serving the control directory
+	}
+}
+
+// scan reads the first word of every page, over and over, striding
+// through memory so that after a lazy restore most reads land on pages
+// not yet delivered (CRIU's background transfer goes in address order).
+// The first page that fails the pattern (a zero page) is written to
+// report with one write(2): the earliest trace the process can leave.
+func scan(mem []byte, seed uint64, report string) {
+	pages := len(mem) / pageSize
+	stride := 7919 // odd: with pages a multiple of 256, every page is read
+	for p, n := 0, 0; ; p, n = (p+stride)%pages, n+1 {
+		if w := binary.LittleEndian.Uint64(mem[p*pageSize:]); w != word(seed, uint64(p), 0) {
+			_ = os.WriteFile(report, []byte(fmt.Sprintf("page=%d word=%#x\n", p, w)), 0o644)
+			return
+		}
+		if n%4096 == 0 {
+			runtime.Gosched()
+		}
 	}
 }
 
