@@ -45,7 +45,9 @@ func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration 
 
 // setupPodmanMigrationOn is setupPodmanMigration with the container run
 // by podman runtime runtime (crhook, or crhook-crun: crhook wrapping crun).
-func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string) *podmanMigration {
+//
+// runFlags are more `podman run` flags for the container.
+func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string, runFlags ...string) *podmanMigration {
 	t.Helper()
 	needRoot(t, "runc", "criu", "crhook")
 	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
@@ -75,8 +77,8 @@ func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string)
 		t.Fatalf("copy %s to B: %v\n%s", memhogImage, err, out)
 	}
 	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
-	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime %s --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
-		m.name, runtime, m.ctl, memhogImage, m.mib, seed))
+	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime %s %s --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
+		m.name, runtime, strings.Join(runFlags, " "), m.ctl, memhogImage, m.mib, seed))
 	eventually(t, 60*time.Second, "memhog ready on B", func() bool {
 		_, err := os.Stat(filepath.Join(m.ctl, "ready"))
 		return err == nil
