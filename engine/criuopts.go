@@ -292,6 +292,12 @@ func CriuOptsFromPlan(p *migrate.Plan, cmd string, statusFd int) (CriuOpts, erro
 		// Of a container the shim paused: the dumped tasks stay frozen.
 		ps := p.PageServer
 		return CriuOpts{LeaveRunning: true, PageServer: &ps, TLS: &tls}, nil
+	case p.Final == migrate.ModeLazy && cmd == "checkpoint":
+		// precopy's lazy final dump: a lazy one on top of the last round.
+		ps := p.PageServer
+		return CriuOpts{LazyPages: true, PageServer: &ps, StatusFd: statusFd, ParentPath: p.ParentPath, TLS: &tls}, nil
+	case p.Final == migrate.ModeLazy && cmd == "restore":
+		return CriuOpts{LazyPages: true, TLS: &tls}, nil
 	case cmd == "checkpoint": // precopy's final dump: a stream's, on top of the last round
 		ps := p.PageServer
 		return CriuOpts{LeaveRunning: true, PageServer: &ps, ParentPath: p.ParentPath, TLS: &tls}, nil

@@ -187,6 +187,7 @@ func TestCriuOptsFromPlan(t *testing.T) {
 			Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(time.Second), Total: migrate.Duration(time.Minute)}}
 	}
 	ps := &migrate.PageServer{Address: "10.250.13.1", Port: 4000}
+	lazyFinal := func(p *migrate.Plan) *migrate.Plan { p.Final = migrate.ModeLazy; return p }
 	for _, tt := range []struct {
 		name string
 		plan *migrate.Plan
@@ -198,6 +199,8 @@ func TestCriuOptsFromPlan(t *testing.T) {
 		{"stream source", plan(migrate.ModeStream, ""), "checkpoint", CriuOpts{LeaveRunning: true, PageServer: ps, TLS: testTLS}},
 		{"stream destination", plan(migrate.ModeStream, ""), "restore", CriuOpts{}},
 		{"precopy final dump", plan(migrate.ModePrecopy, "../round-2"), "checkpoint", CriuOpts{LeaveRunning: true, PageServer: ps, ParentPath: "../round-2", TLS: testTLS}},
+		{"precopy lazy final dump", lazyFinal(plan(migrate.ModePrecopy, "../round-2")), "checkpoint", CriuOpts{LazyPages: true, PageServer: ps, StatusFd: 7, ParentPath: "../round-2", TLS: testTLS}},
+		{"precopy lazy final restore", lazyFinal(plan(migrate.ModePrecopy, "rounds/2")), "restore", CriuOpts{LazyPages: true, TLS: testTLS}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := CriuOptsFromPlan(tt.plan, tt.cmd, 7)

@@ -205,9 +205,12 @@ func withoutFlags(args []string, drop map[string]bool) []string {
 	return append(out, args[len(args)-1])
 }
 
-// precopyCheckpoint is the final dump of a pre-copy migration: a stream's
-// (paused, --leave-running into the destination's page server, the tasks
-// kept frozen), with the last round as parent.
+// precopyCheckpoint is the final dump of a pre-copy migration, with the
+// last round as parent: a stream's (paused, --leave-running into the
+// destination's page server, the tasks kept frozen), or with plan final
+// lazy a lazy one's (pre-copy and post-copy combined: the source's page
+// server serves what changed since the last round, the destination
+// faults it in).
 func (r *runner) precopyCheckpoint(id string, p *migrate.Plan) int {
 	images := r.inv.flag("--image-path", "")
 	parent, err := precopyParent(r.settings.StateDir, p, images)
@@ -220,12 +223,19 @@ func (r *runner) precopyCheckpoint(id string, p *migrate.Plan) int {
 	}
 	final := *p
 	final.ParentPath = parent
-	code := r.streamCheckpoint(id, &final)
+	dump := r.streamCheckpoint
+	if p.Final == migrate.ModeLazy {
+		dump = r.lazyCheckpoint
+	}
+	code := dump(id, &final)
 	if code == 0 {
 		// CRIU's link to the last round (images/parent) would go into
 		// podman's archive, and podman's import refuses a link that leaves
 		// the image directory ("invalid symlink"). The destination links
-		// its own last round at restore; a rollback dumps afresh.
+		// its own last round at restore; a rollback dumps afresh. A lazy
+		// dump's page server, still serving, no longer reads it: the
+		// pages it serves are in its pipes, those of the rounds are on
+		// the destination.
 		if fi, err := os.Lstat(filepath.Join(images, parentLink)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			if err := os.Remove(filepath.Join(images, parentLink)); err != nil {
 				fmt.Fprintf(r.stderr, "crhook: warning: podman's import will refuse the archive: %v\n", err)
@@ -236,10 +246,14 @@ func (r *runner) precopyCheckpoint(id string, p *migrate.Plan) int {
 }
 
 // precopyRestore restores on the destination: the final page server's
-// images join podman's, the rounds move into podman's image directory
+// images join podman's (a lazy final has none: its pagemap came in the
+// archive), the rounds move into podman's image directory
 // (precopyRoundsIn), and its parent link (the source's, from the archive,
 // is replaced) names the last of them, so CRIU reads every page not in
-// the final dump from the rounds. Every link stays inside the image
+// the final dump from the rounds. A lazy final then restores as lazy
+// mode does (lazyRestore): the pages that changed since the last round
+// are faulted in from the source, under the same supervisor that kills
+// the container if the stream breaks. Every link stays inside the image
 // directory: CRIU follows them in the restored task, after it moved into
 // the container's root, where an absolute path (or a relative one that
 // leaves the directory) names nothing: "Can't open parent path".
@@ -261,15 +275,21 @@ func (r *runner) precopyRestore(id string, p *migrate.Plan) int {
 	if _, err := os.Stat(filepath.Join(rounds, last)); err != nil {
 		return fail(fmt.Errorf("the last round's pages are missing: %w", err))
 	}
-	// Only after every page arrived: streamRestore checks the same first.
-	if data, err := os.ReadFile(filepath.Join(dir, PageServerRC)); err != nil || strings.TrimSpace(string(data)) != "0" {
-		return r.streamRestore(id, p)
+	lazy := p.Final == migrate.ModeLazy
+	if !lazy {
+		// Only after every page arrived: streamRestore checks the same first.
+		if data, err := os.ReadFile(filepath.Join(dir, PageServerRC)); err != nil || strings.TrimSpace(string(data)) != "0" {
+			return r.streamRestore(id, p)
+		}
+		// The final page server's own link (to ../rounds/LAST) is not
+		// moved: movePages takes regular files only.
+		if err := os.Remove(filepath.Join(dir, StreamPages, parentLink)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(err)
+		}
 	}
-	// The final page server's own link (to ../rounds/LAST) is not moved:
-	// movePages takes regular files only.
-	if err := os.Remove(filepath.Join(dir, StreamPages, parentLink)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fail(err)
-	}
+	// Every round's page server exited 0, or the orchestrator would not
+	// have gone on to the final dump; a round's images that are not
+	// there were refused above.
 	in := filepath.Join(images, precopyRoundsIn)
 	if _, err := os.Lstat(in); !errors.Is(err, fs.ErrNotExist) {
 		return fail(fmt.Errorf("the imported image directory already has %s: refusing to mix it with the rounds", in))
@@ -287,6 +307,9 @@ func (r *runner) precopyRestore(id string, p *migrate.Plan) int {
 	}
 	if err := os.Symlink(filepath.Join(precopyRoundsIn, last), filepath.Join(images, parentLink)); err != nil {
 		return fail(err)
+	}
+	if lazy {
+		return r.lazyRestore(id, p)
 	}
 	return r.streamRestore(id, p)
 }

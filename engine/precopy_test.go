@@ -297,3 +297,145 @@ func TestStartRoundPageServer(t *testing.T) {
 		}
 	}
 }
+
+// lazyFinalPlan is a pre-copy's final plan with a lazy final dump: the
+// source's page server (10.250.13.2) serves what changed since the last
+// round, on top of it.
+func lazyFinalPlan(parent string) *migrate.Plan {
+	p := precopyPlan(0, parent)
+	p.Final = migrate.ModeLazy
+	return p
+}
+
+// TestPrecopyLazyCheckpoint: with final lazy, the final dump is a lazy
+// one's (paused, --lazy-pages --page-server --status-fd, returning at
+// the status byte, plan serving so podman's delete keeps the tasks) on
+// top of the last round, and the parent link leaves podman's image
+// directory as with a streamed final. Its failure points fail closed:
+// no status byte resumes the container and leaves it running here; no
+// last round refuses before anything is paused.
+func TestPrecopyLazyCheckpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		parent string
+		knob   string
+		refuse string
+	}{
+		{name: "lazy on round 3", parent: "rounds/3"},
+		{name: "page server never comes up", parent: "rounds/3", knob: "no-status-byte", refuse: "gave no status byte"},
+		{name: "runc fails", parent: "rounds/3", knob: "fail-checkpoint", refuse: "gave no status byte"},
+		{name: "no last round", parent: "", refuse: "names no last pre-copy round"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := lazyFake(t, lazyFinalPlan(tc.parent))
+			last := roundImages(t, f, 3)
+			if tc.knob != "" {
+				f.knob(tc.knob, "")
+			}
+			img := filepath.Join(f.root, "userdata", "checkpoint")
+			if err := os.MkdirAll(img, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			rel, err := filepath.Rel(img, last)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(rel, filepath.Join(img, "parent")); err != nil {
+				t.Fatal(err)
+			}
+			code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", img, testID)
+			calls := f.calls()
+			if tc.refuse != "" {
+				if code == 0 || !strings.Contains(stderr, tc.refuse) {
+					t.Fatalf("exit %d, want a refusal saying %q: %s", code, tc.refuse, stderr)
+				}
+				if strings.Contains(calls, "pause") && !strings.Contains(calls, "resume") {
+					t.Errorf("paused and never resumed: the container stays frozen\n%s", calls)
+				}
+				if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status == migrate.StatusServing {
+					t.Errorf("plan after a failed dump: %+v, %v; podman's delete would keep tasks nobody needs", p, err)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			pause := strings.Index(calls, "pause "+testID)
+			dump := strings.Index(calls, "checkpoint --image-path "+img+" --parent-path "+rel+" --lazy-pages --page-server 10.250.13.2:4321 --status-fd 3 "+testID)
+			if pause < 0 || dump < pause || strings.Contains(calls, "resume") || strings.Contains(calls, "--leave-running") {
+				t.Errorf("want pause, then the lazy dump on round 3, never resume nor --leave-running; runc calls:\n%s", calls)
+			}
+			if _, err := os.Lstat(filepath.Join(img, "parent")); err == nil {
+				t.Errorf("the parent link stays in podman's image directory: podman's import refuses the archive (invalid symlink)")
+			}
+			if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status != migrate.StatusServing {
+				t.Errorf("plan after the status byte: %+v, %v; want serving", p, err)
+			}
+			if code, _ := f.shim("--root", f.runcRoot(), "delete", "--force", testID); code != 0 || f.ran("delete") {
+				t.Errorf("podman's delete is not held while the lazy page server serves: the rollback's tasks would go")
+			}
+		})
+	}
+}
+
+// TestPrecopyLazyRestore: with final lazy, the destination has no final
+// page server: the rounds move into the imported image directory, its
+// parent link names the last one, and the restore is lazy mode's (the
+// daemon fetching from the source's page server, runc restore
+// --lazy-pages). A daemon that does not come up, or a missing last
+// round, restores nothing.
+func TestPrecopyLazyRestore(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		knob   string
+		rounds []int
+		want   string
+	}{
+		{name: "restores", rounds: []int{1, 2}},
+		{name: "daemon fails", knob: "criu-fails", rounds: []int{1, 2}, want: "did not come up"},
+		{name: "last round missing", rounds: []int{1}, want: "last round's pages are missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := lazyFinalPlan("rounds/2")
+			p.TLS = migrate.TLSPaths{CACert: "/t/ca.pem", Cert: "/t/client.pem", Key: "/t/client-key.pem"}
+			f := lazyFake(t, p)
+			criu := fakeCriu(f)
+			if err := os.Chmod(criu, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tc.knob != "" {
+				f.knob(tc.knob, "")
+			}
+			dir := MigrationDir(f.stateDir(), "m1")
+			for _, n := range tc.rounds {
+				f.write(strings.TrimPrefix(filepath.Join(RoundDir(dir, n), "pagemap-1.img"), f.root+"/"), "round")
+			}
+			img := filepath.Join(f.root, "img")
+			f.write(strings.TrimPrefix(filepath.Join(img, "pagemap-1.img"), f.root+"/"), "final, from the archive")
+			bundle := f.bundle(map[string]string{})
+			code, stderr := f.shimWithin(5*time.Second, "--root", f.runcRoot(), "--criu", criu, "restore", "--bundle", bundle, "--image-path", img, "--work-path", bundle, "--detach", testID)
+			if tc.want != "" {
+				if code == 0 || !strings.Contains(stderr, tc.want) || f.ran("restore") {
+					t.Fatalf("exit %d, runc restore ran %v; want a refusal saying %q: %s", code, f.ran("restore"), tc.want, stderr)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if target, err := os.Readlink(filepath.Join(img, "parent")); err != nil || target != "precopy-rounds/2" {
+				t.Errorf("parent link -> %q (%v), want precopy-rounds/2", target, err)
+			}
+			wantDaemon := "lazy-pages --page-server --address 10.250.13.2 --port 4321 --tls --tls-cacert /t/ca.pem --tls-cert /t/client.pem --tls-key /t/client-key.pem -D " + img
+			if args := f.read("criu-args"); !strings.Contains(args, wantDaemon) {
+				t.Errorf("criu lazy-pages args %q, want %q", args, wantDaemon)
+			}
+			if calls := f.calls(); !strings.Contains(calls, " --lazy-pages "+testID) {
+				t.Errorf("want runc restore --lazy-pages; runc calls:\n%s", calls)
+			}
+			if p, err := ReadPlan(f.stateDir(), testID); err != nil || p.Status != migrate.StatusRestored {
+				t.Errorf("plan after the restore: %+v, %v", p, err)
+			}
+		})
+	}
+}

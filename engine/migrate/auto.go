@@ -31,30 +31,69 @@ type Facts struct {
 	MaxDowntime time.Duration
 }
 
-// The cost model, fitted to `make bench` on the 2-core test machine
-// (docs/migration.md, Performance: 256 MiB and 1 GiB, small working set
-// and full sweep, bandwidth as auto measures it, ssh's, ~430 MiB/s):
+// The cost model: each mode's effective downtime (from the freeze until
+// the container runs at full speed on the destination), with the
+// bandwidth as auto measures it (orchestrate.MeasureBandwidth: ssh's
+// throughput over half a second; 395-542 MiB/s, mean 454, in the bench's
+// workloads here). Fitted to `make bench` on the 2-core test machine,
+// host B to A over a veth pair (docs/migration.md, "Auto: facts, rule,
+// example"): full sweeps of 256, 512 and 768 MiB and 1 GiB, small working
+// sets (16 MiB) of 256 MiB and 1 GiB, 2-4 runs of each mode each.
+// Medians, effective downtime:
 //
-//   - streamFixed: a streamed dump's cost whatever the memory (pause,
-//     podman's export and import, the restore): 0.83 s at 256 MiB and 1 GiB
-//     alike once the per-byte part is taken out;
-//   - streamByteCost: CRIU's TLS page server moves a byte about 1.1x as
-//     slowly as ssh does (3.44 s for 1 GiB, 1.48 s for 256 MiB);
-//   - lazyFixed: a lazy migration's freeze (0.5-0.6 s for 64 MiB to 1 GiB);
-//   - lazyFaultCost: what faulting the working set in costs after that,
-//     per byte, against ssh's rate: 1 GiB rewritten every 2 s settled
-//     3.8 s after the freeze, 256 MiB at once; 1.25 puts the crossover
-//     with stream (0.5 + 1.25x = 0.83 + 1.1x) at a working set of about
-//     2 s of bandwidth, between the two measured full sweeps.
+//	                  256 MiB  512 MiB  768 MiB  1 GiB
+//	stream (either)    1.36 s   1.89 s   3.67 s  3.65 s
+//	lazy, full sweep   0.49 s   2.23 s   4.32 s  3.98 s
+//	lazy, small ws     0.50 s                    0.53 s
 //
-// The first model (working set x 2.5 / bandwidth against memory /
-// bandwidth, no fixed costs) streamed a 256 MiB full sweep, 2.4x slower
-// to settle than the lazy migration it passed over.
+// stream: streamFixed + memory x streamByteCost / bandwidth, the
+// least-squares line through the 20 streamed runs (0.65 s + 2.97 ms per
+// MiB): pause, podman's export and import and the restore cost 0.65 s
+// whatever the size, and CRIU's TLS page stream moves a byte 1.35 times
+// as slowly as the probe (2.97 ms per MiB at 454 MiB/s).
+//
+// lazy: lazyFixed, its freeze (0.47-0.53 s whatever the size when the
+// working set is small), plus, when the lazy-pages daemon cannot push the
+// working set within lazyGrace of the restore, all of that push: working
+// set x lazyPushCost / bandwidth. The daemon pushes every page while the
+// container runs, at about 1.6x ssh's time per byte (3.3 ms per MiB: its
+// pages phase took 1.55 s for 256 MiB, 3.8-4.5 s for 1 GiB). The
+// container comes back to its working set some time after the restore:
+// what arrived by then costs nothing, and a container that comes back
+// before the push ended waits for the rest, faulting. The full sweeps
+// show both sides: 256 MiB (0.9 s of push) settled at once, 512 MiB
+// (1.8 s) waited about all of its push, as did 768 MiB and 1 GiB. A step,
+// not a ramp: no straight line through those four points puts 256 MiB
+// near 0 and 512 MiB near 1.7 s. lazyGrace sits between the two pushes,
+// nearer the larger: a busy machine only lowers the measured bandwidth
+// (the probe read 285-320 MiB/s while other tests loaded this one,
+// 395-542 quiet), and at 1.5 s a 256 MiB full sweep stays within the
+// grace down to 274 MiB/s while 512 MiB leaves it up to 546 MiB/s. A full
+// sweep's crossover with stream is then at about 425 MiB at 454 MiB/s:
+// between 256 MiB (lazy 2.8x quicker) and 512 MiB (stream 1.2x quicker).
+//
+// lazyMargin: the fits are good to about 15 % (stream's line is 15 % off
+// at 512 MiB and 20 % at 768 MiB, lazy's 26 % at 768 MiB, under 5 %
+// elsewhere), so lazy is chosen only when predicted more than 15 %
+// quicker: after a stream (or pre-copy) the destination needs nothing
+// more from the source, after a lazy migration it does until the last
+// page arrived. It also keeps a full sweep streamed whose working set
+// was measured short (860 MiB of 1 GiB, once in the bench: lazy 5 %
+// quicker by the model, 1.2x slower in fact).
+//
+// The first two models had no step: working set x 2.5 / bandwidth
+// against memory / bandwidth streamed the 256 MiB full sweep (2.4x
+// slower to settle than lazy); 0.5 s + working set x 1.25 / bandwidth
+// against 0.83 s + memory x 1.1 / bandwidth put the crossover at 1 GiB,
+// where a working set measured short or a bandwidth measured low picked
+// either mode (lazy settled 1.16x later there).
 const (
-	streamFixed    = 830 * time.Millisecond
-	streamByteCost = 1.1
+	streamFixed    = 650 * time.Millisecond
+	streamByteCost = 1.35
 	lazyFixed      = 500 * time.Millisecond
-	lazyFaultCost  = 1.25
+	lazyPushCost   = 1.6
+	lazyGrace      = 1500 * time.Millisecond
+	lazyMargin     = 0.15
 )
 
 // Choice is the mode auto picked, why, and the effective downtime it
@@ -80,12 +119,14 @@ var modeOrder = []Mode{ModeStream, ModePrecopy, ModeLazy}
 //	stream:  streamFixed + all memory x streamByteCost / bandwidth
 //	precopy: streamFixed + working set x streamByteCost / bandwidth (the
 //	         final round is a stream of what is still dirty), needs soft-dirty
-//	lazy:    lazyFixed + working set x lazyFaultCost / bandwidth, needs
-//	         lazy pages
+//	lazy:    lazyFixed, plus push = working set x lazyPushCost / bandwidth
+//	         when push > lazyGrace; needs lazy pages
 //
-// Ties go to stream, then precopy, then lazy (modeOrder). When the best
-// mode for these facts is not built, the best built one is chosen and the
-// reason says so; when no built mode can run here, Decide fails with why.
+// Lazy wins only when predicted more than lazyMargin quicker than the
+// best of the others; ties go to stream, then precopy (modeOrder). When
+// the best mode for these facts is not built, the best built one is
+// chosen and the reason says so; when no built mode can run here, Decide
+// fails with why.
 func Decide(f Facts, built []Mode) (Choice, error) {
 	if f.Bandwidth <= 0 || f.MemoryBytes < 0 || f.WorkingSetBytes < 0 || f.MaxDowntime <= 0 {
 		return Choice{}, fmt.Errorf("%w: auto needs measured facts: bandwidth %.0f B/s, memory %d B, working set %d B, max downtime %v",
@@ -100,8 +141,12 @@ func Decide(f Facts, built []Mode) (Choice, error) {
 	} else {
 		skipped = append(skipped, "precopy needs soft-dirty tracking, which this kernel lacks")
 	}
+	push := seconds(float64(ws) * lazyPushCost)
 	if f.LazyPages {
-		c.Estimates[ModeLazy] = lazyFixed + seconds(float64(ws)*lazyFaultCost)
+		c.Estimates[ModeLazy] = lazyFixed
+		if push > lazyGrace {
+			c.Estimates[ModeLazy] += push
+		}
 	} else {
 		why := f.NoLazyReason
 		if why == "" {
@@ -109,16 +154,22 @@ func Decide(f Facts, built []Mode) (Choice, error) {
 		}
 		skipped = append(skipped, "lazy: "+why)
 	}
+	// score is what is compared: lazy's estimate counts lazyMargin more.
+	score := func(m Mode) float64 {
+		if m == ModeLazy {
+			return float64(c.Estimates[m]) / (1 - lazyMargin)
+		}
+		return float64(c.Estimates[m])
+	}
 	isBuilt := func(m Mode) bool { return slices.Contains(built, m) }
 	for _, m := range modeOrder {
-		est, ok := c.Estimates[m]
-		if !ok {
+		if _, ok := c.Estimates[m]; !ok {
 			continue
 		}
-		if c.Best == "" || est < c.Estimates[c.Best] {
+		if c.Best == "" || score(m) < score(c.Best) {
 			c.Best = m
 		}
-		if isBuilt(m) && (c.Mode == "" || est < c.Estimates[c.Mode]) {
+		if isBuilt(m) && (c.Mode == "" || score(m) < score(c.Mode)) {
 			c.Mode = m
 		}
 	}
@@ -128,25 +179,32 @@ func Decide(f Facts, built []Mode) (Choice, error) {
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: effective downtime about %v", c.Mode, c.Estimates[c.Mode].Round(time.Millisecond))
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	fmt.Fprintf(&b, "%s: effective downtime about %v", c.Mode, ms(c.Estimates[c.Mode]))
 	switch c.Mode {
 	case ModeStream:
-		fmt.Fprintf(&b, " (%v fixed, %s at %s/s x%.2g)", streamFixed, bytesString(f.MemoryBytes), bytesString(int64(f.Bandwidth)), streamByteCost)
+		fmt.Fprintf(&b, " (%v fixed, %s at %s/s x%.3g)", streamFixed, bytesString(f.MemoryBytes), bytesString(int64(f.Bandwidth)), streamByteCost)
 	case ModePrecopy:
-		fmt.Fprintf(&b, " (%v fixed, final round: %s working set at %s/s x%.2g)", streamFixed, bytesString(ws), bytesString(int64(f.Bandwidth)), streamByteCost)
+		fmt.Fprintf(&b, " (%v fixed, final round: %s working set at %s/s x%.3g)", streamFixed, bytesString(ws), bytesString(int64(f.Bandwidth)), streamByteCost)
 	case ModeLazy:
-		fmt.Fprintf(&b, " (%v freeze, %s working set faulted in at %s/s x%.3g)", lazyFixed, bytesString(ws), bytesString(int64(f.Bandwidth)), lazyFaultCost)
+		fmt.Fprintf(&b, " (%v freeze; %s)", lazyFixed, lazyPush(ws, f.Bandwidth, push))
 	}
 	if c.Best != c.Mode {
 		fmt.Fprintf(&b, "; %s would do better (about %v) but this crhook does not build it yet, so the best built mode runs",
-			c.Best, c.Estimates[c.Best].Round(time.Millisecond))
+			c.Best, ms(c.Estimates[c.Best]))
 	}
 	for _, m := range modeOrder {
-		if est, ok := c.Estimates[m]; ok && m != c.Mode && m != c.Best {
-			fmt.Fprintf(&b, "; %s about %v", m, est.Round(time.Millisecond))
-			if !isBuilt(m) {
-				b.WriteString(" (not built)")
-			}
+		est, ok := c.Estimates[m]
+		if !ok || m == c.Mode || m == c.Best {
+			continue
+		}
+		fmt.Fprintf(&b, "; %s about %v", m, ms(est))
+		switch {
+		case !isBuilt(m):
+			b.WriteString(" (not built)")
+		case m == ModeLazy && est < c.Estimates[c.Mode]:
+			fmt.Fprintf(&b, " (%s), within %.0f %%: %s preferred, after which the destination needs nothing more from the source",
+				lazyPush(ws, f.Bandwidth, push), 100*lazyMargin, c.Mode)
 		}
 	}
 	for _, s := range skipped {
@@ -161,6 +219,17 @@ func Decide(f Facts, built []Mode) (Choice, error) {
 	}
 	c.Reason = b.String()
 	return c, nil
+}
+
+// lazyPush says how lazy's estimate came about: whether the lazy-pages
+// daemon pushes the working set within lazyGrace of the restore.
+func lazyPush(ws int64, bw float64, push time.Duration) string {
+	if push > lazyGrace {
+		return fmt.Sprintf("+ %v to push the %s working set at %s/s x%.3g, over the %v grace",
+			push.Round(time.Millisecond), bytesString(ws), bytesString(int64(bw)), lazyPushCost, lazyGrace)
+	}
+	return fmt.Sprintf("the %s working set is pushed in %v at %s/s x%.3g, within the %v grace",
+		bytesString(ws), push.Round(time.Millisecond), bytesString(int64(bw)), lazyPushCost, lazyGrace)
 }
 
 func modeList(ms []Mode) string {

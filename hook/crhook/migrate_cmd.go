@@ -30,6 +30,7 @@ type migrateFlags struct {
 	connect, noProgress, total time.Duration
 	maxDowntime                time.Duration
 	port                       int
+	final                      string // precopy's final dump (migrate_precopy.go)
 }
 
 // newMigrateCmd is `crhook migrate CONTAINER DESTINATION`.
@@ -53,7 +54,8 @@ too); the destination restores once every page arrived. With --mode precopy
 pre-dump rounds into page servers on the destination, each sending what
 changed since the round before, until the predicted final downtime fits in
 --max-downtime or the rounds stop shrinking; then a streamed final dump
-sends the rest. crhook must be
+sends the rest (with --final lazy a lazy one: the destination runs at once
+and faults in what changed since the last round). crhook must be
 installed on both hosts and be podman's runtime there; ssh carries the
 control channel.
 
@@ -76,7 +78,8 @@ stopped (removed with --rm). See docs/migration.md.`,
 	fl.DurationVar(&f.connect, "connect-timeout", 30*time.Second, "how long ssh and the destination's lazy-pages daemon may take to connect")
 	fl.DurationVar(&f.noProgress, "no-progress-timeout", 60*time.Second, "how long the page stream may stall before the migration fails")
 	fl.DurationVar(&f.total, "timeout", 30*time.Minute, "the whole migration; the page server is killed after it")
-	fl.IntVar(&f.port, "port", 0, "the page server's TCP port: on this host for lazy, on the destination for stream (0: an ephemeral one)")
+	fl.IntVar(&f.port, "port", 0, "the page server's TCP port: on this host for lazy and precopy --final lazy, on the destination for stream and precopy (0: an ephemeral one)")
+	fl.StringVar(&f.final, "final", "stream", "precopy's final dump after the rounds: stream (into a page server on the destination) or lazy (post-copy: the destination runs at once and faults in what changed since the last round)")
 	addFormatFlag(c, &f.format, "docs/migration.md")
 	return c
 }
@@ -102,6 +105,10 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		return err
 	}
 	mode, err := migrate.ParseMode(f.mode)
+	if err != nil {
+		return err
+	}
+	final, err := parseFinal(f.final, mode)
 	if err != nil {
 		return err
 	}
@@ -166,6 +173,9 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		return err
 	}
 	src.Role, dst.Role = rolesFor(mode)
+	if err := precopyLazyFinal(ctx, mode, final, src, dst, &port); err != nil {
+		return err
+	}
 	if mode == migrate.ModeLazy {
 		if err := lazyPrecondition(); err != nil {
 			return err
@@ -203,7 +213,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 			if onPhase != nil {
 				onPhase(p)
 			}
-		}, OnPages: onPages, Policy: precopyPolicy(f.maxDowntime)})
+		}, OnPages: onPages, Policy: precopyPolicy(f.maxDowntime), Final: final})
 	s.Mode, s.Decision = string(mode), decision
 	s.PhasesMS = timer.Took()
 	stopProgress()
@@ -219,7 +229,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 			fmt.Fprintf(out, "pre-copy round %d: %d bytes in %d ms; %s: %s\n", r.Round, r.Bytes, r.MS, r.Decision, r.Reason)
 		}
 		pages := ""
-		if mode != migrate.ModeLazy {
+		if mode != migrate.ModeLazy && s.FinalDump != migrate.ModeLazy {
 			pages = fmt.Sprintf(", %d bytes of pages streamed", s.PageBytes)
 		}
 		fmt.Fprintf(out, "container %s moved to %s (%s): downtime under %d ms, %d bytes of image%s; source %s\n",
@@ -289,7 +299,7 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, mode migrate.
 	}
 	d.Steps = dryRunSteps(mode, name, dest, c.ID, d.PageServer, f.rm)
 	if mode == migrate.ModePrecopy {
-		d.Steps = precopyDryRunSteps(name, dest, c.ID, d.PageServer, precopyPolicy(f.maxDowntime), f.rm)
+		d.Steps = precopyDryRunSteps(name, dest, c.ID, d.PageServer, precopyPolicy(f.maxDowntime), f.rm, precopyFinalFact(ctx, f, addrs, dst, d.Facts))
 	}
 	return writeDryRun(w, f.format, d)
 }

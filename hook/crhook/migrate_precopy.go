@@ -12,6 +12,7 @@ import (
 	"github.com/crhook/crhook/engine/doctor"
 	"github.com/crhook/crhook/engine/migrate"
 	"github.com/crhook/crhook/engine/migrate/orchestrate"
+	"github.com/crhook/crhook/engine/migrate/pki"
 )
 
 // precopyPrecondition refuses pre-copy where CRIU cannot track dirty
@@ -35,22 +36,117 @@ func precopyPolicy(maxDowntime time.Duration) migrate.Policy {
 	return p
 }
 
+// parseFinal reads --final: stream (the default) or lazy, and lazy only
+// with --mode precopy, the one mode with a final dump after rounds.
+func parseFinal(s string, mode migrate.Mode) (migrate.Mode, error) {
+	switch final := migrate.Mode(s); {
+	case final != migrate.ModeStream && final != migrate.ModeLazy:
+		return "", fmt.Errorf("--final %q: want stream or lazy", s)
+	case final == migrate.ModeLazy && mode != migrate.ModePrecopy:
+		return "", fmt.Errorf("--final lazy is precopy's final dump after its rounds: use it with --mode precopy, not %s (--mode lazy is post-copy alone)", mode)
+	default:
+		return final, nil
+	}
+}
+
+// precopyLazyFinal readies a pre-copy whose final dump is lazy: refused
+// where post-copy cannot run (finalLazyRefusal); the source runs the
+// page server then, so it holds the TLS server's key and the
+// destination's lazy-pages daemon the client's (the rounds' page
+// servers on the destination get theirs from the agent); and, like
+// --mode lazy, the source's port is picked here when --port is 0.
+func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, src, dst *orchestrate.PodmanHost, port *int) error {
+	if mode != migrate.ModePrecopy || final != migrate.ModeLazy {
+		return nil
+	}
+	local := localMigrateChecks(ctx)
+	remote, remoteErr := runRemoteChecks(ctx, dst)
+	if err := finalLazyRefusal(local, remote, remoteErr); err != nil {
+		return err
+	}
+	src.Role, dst.Role = pki.RoleServer, pki.RoleClient
+	if *port == 0 {
+		p, err := ephemeralPort()
+		if err != nil {
+			return err
+		}
+		*port = p
+	}
+	return nil
+}
+
+// finalLazyRefusal is why a lazy final dump cannot run between these
+// hosts, or nil: doctor's checks on both read as for --mode lazy and
+// auto (checkModes, the one copy of the rule: userfaultfd on both ends,
+// pipes CRIU can grow for the source's page server, runc and not crun).
+// Checks that could not run block nothing: CRIU will say.
+func finalLazyRefusal(local *doctor.Report, remote *remoteDoctor, remoteErr error) error {
+	rt := ""
+	if local.Versions != nil {
+		rt = local.Versions.Runtime
+	}
+	if mc := checkModes(local.Results, rt, remote, remoteErr); !mc.lazy {
+		return fmt.Errorf("--final lazy needs post-copy on both hosts, and it cannot run: %s; use --final stream", mc.noLazy)
+	}
+	return nil
+}
+
+// precopyFinal is the final dump --dry-run describes: its mode and, when
+// lazy, the source's page server.
+type precopyFinal struct {
+	mode migrate.Mode
+	ps   migrate.PageServer
+}
+
+// precopyFinalFact is the final dump --dry-run describes; it adds to facts
+// whether a lazy one could run (final_dump).
+func precopyFinalFact(ctx context.Context, f migrateFlags, addrs orchestrate.Addresses, dst *orchestrate.PodmanHost, facts map[string]string) precopyFinal {
+	fin := precopyFinal{mode: migrate.Mode(f.final), ps: migrate.PageServer{Address: addrs.Source, Port: f.port}}
+	if fin.mode != migrate.ModeLazy {
+		facts["final_dump"] = "stream"
+		return fin
+	}
+	remote, remoteErr := runRemoteChecks(ctx, dst)
+	if err := finalLazyRefusal(localMigrateChecks(ctx), remote, remoteErr); err != nil {
+		facts["final_dump"] = "lazy: refused: " + err.Error()
+	} else {
+		facts["final_dump"] = "lazy: possible"
+	}
+	return fin
+}
+
 // precopyDryRunSteps are the steps --dry-run lists for precopy.
-func precopyDryRunSteps(name string, dest migrate.Destination, id string, ps migrate.PageServer, p migrate.Policy, rm bool) []string {
+func precopyDryRunSteps(name string, dest migrate.Destination, id string, ps migrate.PageServer, p migrate.Policy, rm bool, fin precopyFinal) []string {
 	removed := map[bool]string{true: " and remove it", false: ""}[rm]
-	return []string{
+	steps := []string{
 		"make a CA and page-server/client certificates for this migration; send the page server's to the destination over ssh",
 		fmt.Sprintf("round N = 1, 2, ...: start criu page-server (TLS) on %s for round N (parent: round N-1), write the plan for %s on both hosts; "+
 			"podman container checkpoint --pre-checkpoint %s: crhook-runtime runs runc checkpoint --pre-dump --page-server --parent-path (round N-1): "+
 			"the pages dirtied since round N-1 go to the destination, the container keeps running", ps.Address, id, name),
 		fmt.Sprintf("after each round the stop rule decides: stop when the last round's bytes at the measured rate fit in %v, "+
 			"when a round is less than %.0f%% smaller than the one before, or after %d rounds", p.MaxDowntime, p.MinShrink*100, p.MaxRounds),
+	}
+	if fin.mode == migrate.ModeLazy {
+		port := "an ephemeral port"
+		if fin.ps.Port != 0 {
+			port = "port " + strconv.Itoa(fin.ps.Port)
+		}
+		return append(steps,
+			"final dump lazy (--final lazy): make a second CA and certificates, the source's page server's this time; send the lazy-pages daemon's to the destination over ssh; write the final plan (the last round as parent) on both hosts",
+			fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime pauses it and runs runc checkpoint --lazy-pages --page-server %s (%s) --parent-path (last round): "+
+				"it returns once that page server (TLS) is up, holding what changed since the last round; the dumped tasks stay frozen here", name, fin.ps.Address, port),
+			"copy FILE (no pages in it) to "+dest.String(),
+			"podman container restore --import FILE there: crhook-runtime links the last round as the parent, starts criu lazy-pages (TLS, fetching from this host) and runc restore --lazy-pages: the container runs at once",
+			"wait until every page moved (a broken page stream kills the destination: no page is read as zeros), then leave the source stopped"+removed,
+		)
+	}
+	return append(steps,
 		fmt.Sprintf("podman container checkpoint --keep --compress none --export FILE %s: crhook-runtime pauses it and runs runc checkpoint --leave-running --page-server --parent-path (last round): what changed since goes to the destination, the dumped tasks stay frozen here", name),
 		"wait until the destination's page server exited 0 (every page arrived)",
-		"copy FILE (no pages in it) to " + dest.String(),
+		"copy FILE (no pages in it) to "+dest.String(),
 		"podman container restore --import FILE there: crhook-runtime adds the final pages, links the last round as their parent and restores",
-		"delete the frozen tasks here, leave the source stopped" + removed,
-	}
+		"delete the frozen tasks here, leave the source stopped"+removed,
+	)
 }
 
 // precopyAgentCmds are migrate-agent's pre-copy subcommands.

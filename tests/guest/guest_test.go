@@ -106,7 +106,7 @@ func TestTwoGuestMigrate(t *testing.T) {
 		}
 	}
 	// TCG: podman steps take seconds each, pages cross the link at 5-9 MiB/s.
-	twoGuests(t, "scenarios/migrate.sh", 900, "--share", share)
+	twoGuests(t, "scenarios/migrate.sh", 1500, "--share", share)
 }
 
 // twoGuests boots guests a (10.77.0.1) and b (10.77.0.2) on one link and

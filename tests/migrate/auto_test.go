@@ -106,9 +106,11 @@ func TestCrhookMigrateAuto(t *testing.T) {
 	if wf.WorkingSetBytes < mem*3/4 {
 		t.Errorf("full sweep's working set measured at %d bytes of %d", wf.WorkingSetBytes, mem)
 	}
-	// At 64 MiB both go lazily (its freeze is shorter than a stream's,
-	// and 64 MiB faults in quickly; streaming wins only past about 2 s of
-	// bandwidth, docs/migration.md), the full sweep's estimate higher.
+	// At 64 MiB both go lazily: its freeze is shorter than a stream's,
+	// and the lazy-pages daemon pushes even the full sweep's 64 MiB
+	// within the grace, so both lazy estimates are the freeze alone
+	// (streaming a full sweep wins past about 425 MiB here,
+	// docs/migration.md).
 	if smallMode != "lazy" || !strings.HasPrefix(smallWhy, "lazy: effective downtime") || strings.Contains(smallWhy, "would do better") ||
 		sf.BestMode != "lazy" {
 		t.Errorf("small working set: mode %s, best %s: %s", smallMode, sf.BestMode, smallWhy)
@@ -116,8 +118,8 @@ func TestCrhookMigrateAuto(t *testing.T) {
 	if sweepMode != "lazy" || !strings.HasPrefix(sweepWhy, "lazy: effective downtime") || wf.BestMode != "lazy" {
 		t.Errorf("full sweep: mode %s, best %s: %s", sweepMode, wf.BestMode, sweepWhy)
 	}
-	if wf.EstimatesMS["lazy"] <= sf.EstimatesMS["lazy"] {
-		t.Errorf("lazy estimates: full sweep %d ms, small working set %d ms", wf.EstimatesMS["lazy"], sf.EstimatesMS["lazy"])
+	if wf.EstimatesMS["lazy"] != sf.EstimatesMS["lazy"] || !strings.Contains(sweepWhy, "within the") {
+		t.Errorf("lazy estimates: full sweep %d ms (%s), small working set %d ms", wf.EstimatesMS["lazy"], sweepWhy, sf.EstimatesMS["lazy"])
 	}
 	for _, m := range []*podmanMigration{small, sweep} {
 		if got := m.state(t, true); got != "" {

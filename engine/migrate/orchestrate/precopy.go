@@ -43,9 +43,10 @@ type RoundSummary struct {
 
 // precopy: pre-dump rounds into page servers on the destination while
 // the container runs, each round sending what changed since the one
-// before, until the stop rule (o.Policy) says stop; then a stream's
-// final dump on top of the last round. A failure during the rounds
-// leaves the source as it was, running: pre-dumps never stop it.
+// before, until the stop rule (o.Policy) says stop; then a final dump on
+// top of the last round: a stream's, or with o.Final lazy a lazy
+// migration's (finalLazy). A failure during the rounds leaves the source
+// as it was, running: pre-dumps never stop it.
 func (m *run) precopy(addr string) (*Summary, error) {
 	ctx, o, s, c := m.ctx, m.o, m.s, m.c
 	pd, ok := m.src.(PreDumper)
@@ -60,12 +61,27 @@ func (m *run) precopy(addr string) (*Summary, error) {
 	if _, err := policy.Next(nil); err != nil {
 		return m.failf("%w", err)
 	}
+	// o.Port is the page server's on the host that serves the final
+	// dump: for a lazy one the source's, and the rounds' page servers
+	// on the destination take ephemeral ports.
+	roundPort, srcAddr := o.Port, ""
+	switch o.Final {
+	case "", migrate.ModeStream:
+	case migrate.ModeLazy:
+		addrs, err := m.dst.Addresses(ctx)
+		if err != nil {
+			return m.failf("%w", err)
+		}
+		roundPort, srcAddr = 0, addrs.Source
+	default:
+		return m.failf("a pre-copy's final dump is stream or lazy, not %q", o.Final)
+	}
 	var err error
 	if m.material, err = pki.NewTLSMaterial([]string{addr}, time.Duration(o.Timeouts.Total)+time.Hour, m.now()); err != nil {
 		return m.failf("%w", err)
 	}
 	m.plan = &migrate.Plan{Version: migrate.PlanVersion, Mode: migrate.ModePrecopy, MigrationID: o.MigrationID,
-		PageServer: migrate.PageServer{Address: addr, Port: o.Port}, Timeouts: o.Timeouts, Status: migrate.StatusPlanned}
+		PageServer: migrate.PageServer{Address: addr, Port: roundPort}, Timeouts: o.Timeouts, Status: migrate.StatusPlanned}
 	// Before the final dump nothing stopped the source: any failure
 	// removes both ends' files and leaves it running.
 	abort := func(format string, a ...any) (*Summary, error) {
@@ -81,7 +97,7 @@ func (m *run) precopy(addr string) (*Summary, error) {
 	m.phase(PhasePrecopy)
 	var rounds []migrate.Round
 	for n := 1; ; n++ {
-		m.plan.Round, m.plan.ParentPath, m.plan.PageServer.Port = n, "", o.Port
+		m.plan.Round, m.plan.ParentPath, m.plan.PageServer.Port = n, "", roundPort
 		if n > 1 {
 			m.plan.ParentPath = filepath.Join("rounds", strconv.Itoa(n-1))
 		}
@@ -131,6 +147,11 @@ func (m *run) precopy(addr string) (*Summary, error) {
 	}
 
 	last := len(rounds)
+	if o.Final == migrate.ModeLazy {
+		s.FinalDump = migrate.ModeLazy
+		return m.finalLazy(srcAddr, last)
+	}
+	s.FinalDump = migrate.ModeStream
 	m.plan.Round, m.plan.PageServer.Port = 0, o.Port
 	m.plan.ParentPath = filepath.Join("rounds", strconv.Itoa(last))
 	port, err := rs.ServeRound(ctx, c.ID, m.plan, m.material, 0, last)
@@ -142,6 +163,48 @@ func (m *run) precopy(addr string) (*Summary, error) {
 		return abort("final dump: %w", err)
 	}
 	return m.streamDump()
+}
+
+// finalLazy is a pre-copy's lazy final dump (pre-copy and post-copy
+// combined): lazy mode's protocol, run.lazy, the one copy of it (prepare
+// both ends, dump with the source's page server up, restore, fault
+// every page in, commit; its rollback before the destination runs, its
+// kill of the destination after a broken page stream). Only the plans it
+// writes differ: they are the pre-copy's (finalPlan), naming the last
+// round as parent, so the source dumps on top of it (only what changed
+// since is served) and the destination restores from the rounds it
+// holds plus what it faults in. The roles turn round: the source serves
+// now, with TLS material run.lazy makes for its address.
+func (m *run) finalLazy(srcAddr string, last int) (*Summary, error) {
+	parent := filepath.Join("rounds", strconv.Itoa(last))
+	final := func(p *migrate.Plan) *migrate.Plan {
+		q := *p
+		q.Mode, q.Final, q.ParentPath, q.Round = migrate.ModePrecopy, migrate.ModeLazy, parent, 0
+		return &q
+	}
+	m.src, m.dst = finalPlanSource{m.src, final}, finalPlanDest{m.dst, final}
+	return m.lazy(srcAddr)
+}
+
+// finalPlanSource and finalPlanDest are the hosts with Prepare writing
+// final(plan) in place of the lazy plan run.lazy makes.
+type (
+	finalPlanSource struct {
+		Source
+		final func(*migrate.Plan) *migrate.Plan
+	}
+	finalPlanDest struct {
+		Destination
+		final func(*migrate.Plan) *migrate.Plan
+	}
+)
+
+func (h finalPlanSource) Prepare(ctx context.Context, id string, p *migrate.Plan, r pki.Role, m *pki.TLSMaterial) error {
+	return h.Source.Prepare(ctx, id, h.final(p), r, m)
+}
+
+func (h finalPlanDest) Prepare(ctx context.Context, id string, p *migrate.Plan, r pki.Role, m *pki.TLSMaterial) error {
+	return h.Destination.Prepare(ctx, id, h.final(p), r, m)
 }
 
 // waitRound waits for round n's page server to exit after the source's

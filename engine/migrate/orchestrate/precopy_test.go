@@ -27,6 +27,14 @@ type precopyFake struct {
 	failRound int      // PreDump fails in this round
 	brokenAt  int      // round n's page server exits 1
 	served    []string // "n last parent" of each ServeRound
+	ports     []int    // the port each ServeRound was asked for
+	plans     []migrate.Plan
+}
+
+// Prepare records the plan each Prepare installs.
+func (f *precopyFake) Prepare(ctx context.Context, id string, p *migrate.Plan, r pki.Role, m *pki.TLSMaterial) error {
+	f.plans = append(f.plans, *p)
+	return f.fake.Prepare(ctx, id, p, r, m)
 }
 
 func (f *precopyFake) PreDump(context.Context, string) error {
@@ -54,6 +62,7 @@ func (f *precopyFake) ServeRound(_ context.Context, _ string, p *migrate.Plan, _
 		return 0, errors.New("round page server for the wrong mode or address")
 	}
 	f.served = append(f.served, fmt.Sprintf("%d %d %s", n, last, p.ParentPath))
+	f.ports = append(f.ports, p.PageServer.Port)
 	return 5000 + n, f.rec(fmt.Sprintf("ServeRound %d", n))
 }
 
@@ -187,6 +196,9 @@ func TestRunPrecopy(t *testing.T) {
 			if s.Mode != "precopy" {
 				t.Errorf("summary mode %q", s.Mode)
 			}
+			if ran := slices.Contains(calls, "src.Checkpoint"); ran != (s.FinalDump == migrate.ModeStream) {
+				t.Errorf("final dump ran %v, summary's final_dump %q", ran, s.FinalDump)
+			}
 		})
 	}
 }
@@ -247,5 +259,122 @@ func TestAgentReplan(t *testing.T) {
 	other.MigrationID = "m2"
 	if err := AgentReplan(dir, id, plan(&other)); err == nil {
 		t.Fatal("a plan of another migration replaced this one's")
+	}
+}
+
+// TestRunPrecopyLazyFinal: after the rounds, a lazy final dump (pre-copy
+// and post-copy combined) runs lazy mode's protocol with the pre-copy's
+// plans: on both ends mode precopy, final lazy, the last round as
+// parent, the page server on the source (o.Port there; the rounds' page
+// servers took ephemeral ports on the destination), no final page server
+// on the destination. Its failure points keep lazy mode's promises:
+// before the destination runs, the source is rolled back and the
+// destination's half (its rounds with it) removed; after, a broken page
+// stream leaves the destination killed (never a zero-filled page) and
+// the failure reported with the source's state; only a full transfer
+// commits. The summary names the final dump that ran.
+func TestRunPrecopyLazyFinal(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		final            migrate.Mode
+		srcFail, dstFail string
+		srcProg, dstProg []Progress
+		failRound        int
+		wantErr          string
+		want, never      []string
+		srcState         string
+		dstState         string
+		finalDump        migrate.Mode
+	}{
+		{name: "success", srcProg: []Progress{serving, serving, finished}, dstProg: []Progress{serving, finished},
+			want: []string{"dst.ServeRound 1", "src.Prepare", "src.PreDump", "dst.ServeRound 2", "src.Replan", "src.PreDump", "dst.RoundProgress 2",
+				"src.Prepare", "dst.Prepare", "src.Checkpoint", "src.Progress", "dst.Send", "dst.Restore", "dst.Progress", "src.Cleanup", "dst.Cleanup"},
+			never:    []string{"dst.ServeRound 0", "src.Rollback", "dst.Remove", "dst.Kill", "src.Abort", "dst.Abort"},
+			srcState: "stopped", dstState: "running, every page moved", finalDump: migrate.ModeLazy},
+		{name: "destination prepare fails", dstFail: "Prepare", wantErr: "dst Prepare broke",
+			want: []string{"src.PreDump", "dst.RoundProgress 2", "src.Prepare", "dst.Prepare", "src.Abort", "dst.Abort"}, never: []string{"src.Checkpoint"},
+			srcState: "running", finalDump: migrate.ModeLazy},
+		{name: "dump fails, container resumed", srcFail: "Checkpoint", wantErr: "src Checkpoint broke",
+			want: []string{"src.Checkpoint", "src.Abort", "dst.Abort"}, never: []string{"dst.Send", "src.Rollback"}, srcState: "running", finalDump: migrate.ModeLazy},
+		{name: "page server dies before the destination ran", srcProg: []Progress{broken}, wantErr: "page server is gone",
+			want: []string{"src.Checkpoint", "src.Progress", "dst.Remove", "dst.Abort", "src.Rollback", "src.Cleanup"}, never: []string{"dst.Restore"},
+			srcState: "running (rolled back)", dstState: "removed", finalDump: migrate.ModeLazy},
+		{name: "destination restore fails", dstFail: "Restore", wantErr: "dst Restore broke",
+			want: []string{"dst.Restore", "dst.Remove", "dst.Abort", "src.Rollback", "src.Cleanup"}, never: []string{"dst.Cleanup"},
+			srcState: "running (rolled back)", dstState: "removed", finalDump: migrate.ModeLazy},
+		{name: "lazy-pages daemon dies after the destination ran", dstProg: []Progress{serving, broken}, wantErr: "page stream broke",
+			want: []string{"dst.Restore", "dst.Kill", "src.Abort", "dst.Abort"}, never: []string{"src.Rollback", "src.Cleanup"},
+			dstState: "killed: its lazy-pages daemon failed, no page was zero-filled", finalDump: migrate.ModeLazy},
+		{name: "page server dies after the destination ran", srcProg: []Progress{serving, broken}, dstProg: []Progress{serving, serving, broken},
+			wantErr: "page stream broke", want: []string{"dst.Restore", "dst.Kill"}, never: []string{"src.Rollback"},
+			srcState: "stopped; its page server exited 1, the pages it still held are lost", finalDump: migrate.ModeLazy},
+		{name: "pre-dump fails: no final dump", failRound: 2, wantErr: "round 2: src PreDump broke",
+			want: []string{"src.Abort", "dst.Abort"}, never: []string{"src.Checkpoint", "dst.Prepare"}, srcState: "running (pre-copy rounds never stop it)"},
+		{name: "unknown final", final: "teleport", wantErr: `not "teleport"`, never: []string{"dst.ServeRound 1", "src.Prepare"}, srcState: "running"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			clock := time.Unix(0, 0)
+			if tc.srcProg == nil {
+				tc.srcProg = []Progress{serving}
+			}
+			if tc.dstProg == nil {
+				tc.dstProg = []Progress{serving}
+			}
+			if tc.final == "" {
+				tc.final = migrate.ModeLazy
+			}
+			src := &precopyFake{fake: &fake{calls: &calls, role: "src", failAt: tc.srcFail, progress: tc.srcProg}, clock: &clock,
+				table: converging, failRound: tc.failRound}
+			dst := &precopyFake{fake: &fake{calls: &calls, role: "dst", failAt: tc.dstFail, progress: tc.dstProg}, clock: &clock, table: converging}
+			o := Options{Container: "ctr", Mode: migrate.ModePrecopy, Final: tc.final, Port: 4321, MigrationID: "m1", Poll: time.Nanosecond, Policy: budget,
+				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
+				Now:      func() time.Time { clock = clock.Add(time.Millisecond); return clock }}
+			s, err := Run(context.Background(), src, dst, o)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
+			}
+			if err != nil && !errors.Is(err, ErrMigration) {
+				t.Errorf("error %v does not wrap ErrMigration", err)
+			}
+			at := 0
+			for _, w := range tc.want {
+				i := slices.Index(calls[at:], w)
+				if i < 0 {
+					t.Fatalf("call %s missing or out of order in %v", w, calls)
+				}
+				at += i + 1
+			}
+			for _, n := range tc.never {
+				if slices.Contains(calls, n) {
+					t.Errorf("call %s must not happen: %v", n, calls)
+				}
+			}
+			if tc.srcState != "" && s.SourceState != tc.srcState {
+				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
+			}
+			if tc.dstState != "" && s.DestinationState != tc.dstState {
+				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
+			}
+			if s.Mode != "precopy" || s.FinalDump != tc.finalDump {
+				t.Errorf("summary mode %q, final dump %q; want precopy, %q", s.Mode, s.FinalDump, tc.finalDump)
+			}
+			for _, port := range dst.ports {
+				if port != 0 {
+					t.Errorf("a round's page server was asked for port %d: --port is the source's lazy page server's", port)
+				}
+			}
+			if len(src.plans) < 2 {
+				return
+			}
+			// The final plans: round 1's Prepare on the source was the
+			// rounds'; the next one, and the destination's, the final's.
+			want := migrate.PageServer{Address: "10.0.0.2", Port: 4321}
+			for _, p := range []migrate.Plan{src.plans[1], dst.plans[0]} {
+				if p.Mode != migrate.ModePrecopy || p.Final != migrate.ModeLazy || p.ParentPath != "rounds/2" || p.Round != 0 || p.PageServer != want {
+					t.Errorf("final plan %+v: want precopy, final lazy, parent rounds/2, round 0, page server %v", p, want)
+				}
+			}
+		})
 	}
 }

@@ -129,6 +129,8 @@ type Options struct {
 	RemoveSource bool
 	// Policy stops pre-copy rounds (zero: migrate.DefaultPolicy).
 	Policy migrate.Policy
+	// Final is a pre-copy's final dump: stream (zero too) or lazy.
+	Final migrate.Mode
 	// OnPhase, if set, is told each phase as it starts.
 	OnPhase func(Phase)
 	// OnPages, if set, is told while pages move: bytes read and written by
@@ -167,6 +169,9 @@ type Summary struct {
 	// Rounds (precopy) are the pre-dump rounds and the stop rule's
 	// verdict after each.
 	Rounds []RoundSummary `json:"rounds,omitempty"`
+	// FinalDump (precopy) is how the final dump after the rounds went:
+	// stream or lazy; empty when the rounds failed before it.
+	FinalDump migrate.Mode `json:"final_dump,omitempty"`
 }
 
 // PhaseTimer times the phases of a migration through Options.OnPhase.

@@ -83,7 +83,13 @@ type Plan struct {
 	ParentPath string `json:"parent_path,omitempty"`
 	// Round is the pre-copy round the source's next pre-dump is (precopy
 	// only; 0 before the first and for the final dump).
-	Round    int      `json:"round,omitempty"`
+	Round int `json:"round,omitempty"`
+	// Final is how a pre-copy's final dump goes (precopy only): stream
+	// (the default, "" too) into a page server on the destination, or
+	// lazy: post-copy on top of the last round, the source's page server
+	// serving what changed since it. PageServer and TLS are then a lazy
+	// migration's (the source serves).
+	Final    Mode     `json:"final,omitempty"`
 	Timeouts Timeouts `json:"timeouts"`
 	Status   Status   `json:"status"`
 	// Error says why, when Status is failed.
@@ -228,6 +234,12 @@ func (p *Plan) Validate() error {
 	}
 	if p.Round < 0 || (p.Round != 0 && p.Mode != ModePrecopy) {
 		errs = append(errs, fmt.Sprintf("round %d: only precopy has rounds, numbered from 1", p.Round))
+	}
+	switch {
+	case p.Final != "" && p.Mode != ModePrecopy:
+		errs = append(errs, fmt.Sprintf("final is set for mode %s; only precopy has a final dump after its rounds", p.Mode))
+	case p.Final != "" && p.Final != ModeStream && p.Final != ModeLazy:
+		errs = append(errs, fmt.Sprintf("final %q is not stream or lazy", p.Final))
 	}
 	if p.Mode != ModePrecopy && p.ParentPath != "" {
 		errs = append(errs, fmt.Sprintf("parent_path is set for mode %s; only precopy has a parent image", p.Mode))

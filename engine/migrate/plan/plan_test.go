@@ -94,6 +94,8 @@ func TestParsePlanRejects(t *testing.T) {
 		{"slash in id", strings.Replace(string(good), `"m-0123abcd"`, `"../x"`, 1), ErrPlan, "migration_id"},
 		{"unknown status", strings.Replace(string(good), `"planned"`, `"maybe"`, 1), ErrPlan, `status "maybe"`},
 		{"failed without error", strings.Replace(string(good), `"planned"`, `"failed"`, 1), ErrPlan, "status failed needs an error"},
+		{"final outside precopy", strings.Replace(string(good), `"timeouts"`, `"final": "lazy", "timeouts"`, 1), ErrPlan, "only precopy has a final dump"},
+		{"unknown final", strings.Replace(strings.Replace(string(good), `"mode": "lazy"`, `"mode": "precopy"`, 1), `"timeouts"`, `"final": "precopy", "timeouts"`, 1), ErrPlan, `final "precopy" is not stream or lazy`},
 		{"parent path outside precopy", strings.Replace(string(good), `"timeouts"`, `"parent_path": "/x", "timeouts"`, 1), ErrPlan, "only precopy"},
 	}
 	for _, tt := range tests {
