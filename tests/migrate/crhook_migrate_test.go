@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -511,13 +512,19 @@ func TestCrhookMigrateLazySSHDrops(t *testing.T) {
 func (m *podmanMigration) migrateCuttingSSHAfterDump(t *testing.T) (result, map[string]any) {
 	t.Helper()
 	cut := make(chan bool, 1)
+	// Only this migration's archive counts: one a killed crhook left
+	// behind would cut the channel before anything was dumped.
+	before, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar")
 	go func() {
 		deadline := time.Now().Add(2 * time.Minute)
 		for time.Now().Before(deadline) {
-			if tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar"); len(tars) > 0 {
-				m.cutSSH()
-				cut <- true
-				return
+			tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar")
+			for _, tar := range tars {
+				if !slices.Contains(before, tar) {
+					m.cutSSH()
+					cut <- true
+					return
+				}
 			}
 			time.Sleep(time.Millisecond)
 		}
