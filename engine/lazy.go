@@ -91,11 +91,11 @@ func migrationRuntime(mode migrate.Mode, runtimePath string) error {
 		return fmt.Errorf("migration mode %s is not built into crhook-runtime; lazy, stream and precopy are", mode)
 	case mode == migrate.ModeLazy && KindOf(runtimePath) != Runc:
 		return fmt.Errorf("%s has no lazy pages: set runtime.path to runc for `crhook migrate --mode lazy`", runtimePath)
-	case (mode == migrate.ModeStream || mode == migrate.ModePrecopy) && KindOf(runtimePath) != Runc:
-		// crun 1.28 dumps into the page server through the CRIU config
-		// (ConfLinesFor), but a restore of such a dump on another host
-		// is not verified (docs/migration.md): refused until it is.
-		return fmt.Errorf("%s: a streamed migration is verified with runc only (crun dumps into the page server, its restore elsewhere is not verified); set runtime.path to runc for `crhook migrate --mode %s`", runtimePath, mode)
+	case mode == migrate.ModePrecopy && KindOf(runtimePath) != Runc:
+		// Pre-dump rounds need soft-dirty tracking, which only the guest
+		// lane has, and it runs runc: crun's pre-dumps into a page server
+		// are not verified, so they are refused.
+		return fmt.Errorf("%s: pre-copy rounds are verified with runc only; set runtime.path to runc for `crhook migrate --mode precopy`, or use --mode stream", runtimePath)
 	}
 	return nil
 }

@@ -248,26 +248,62 @@ func TestStartPageServer(t *testing.T) {
 	}
 }
 
-// TestStreamCheckpointCrun: a streamed checkpoint with crun as the
-// wrapped runtime is refused (its dump into the page server works, see
-// ConfLinesFor, a restore of it elsewhere is not verified) before the
-// container is paused or dumped.
+// TestStreamCheckpointCrun: crun 1.28 has no --page-server flag, so a
+// streamed checkpoint with crun as the wrapped runtime passes the page
+// server in the generated CRIU config (page-server, address, port after
+// the TLS lines) and no such flag on crun's command line; the pause, the
+// --leave-running dump and the held delete are runc's. Pre-copy with
+// crun is refused before anything is paused.
 func TestStreamCheckpointCrun(t *testing.T) {
-	f := lazyFake(t, streamPlan(migrate.StatusPlanned))
-	script, err := os.ReadFile("testdata/fakeruntime-lazy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	crun := f.write("rt/crun", string(script))
-	if err := os.Chmod(crun, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f.write("etc/crhook/crhook.toml", "state_dir = \""+f.stateDir()+"\"\n[runtime]\npath = \""+crun+"\"\n")
-	code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", filepath.Join(f.root, "img"), testID)
-	if code == 0 || !strings.Contains(stderr, "verified with runc only") {
-		t.Fatalf("exit %d, want the refusal: %s", code, stderr)
-	}
-	if calls := f.calls(); strings.Contains(calls, "pause") || strings.Contains(calls, "checkpoint") {
-		t.Errorf("crun was paused or dumped:\n%s", calls)
+	for _, tc := range []struct {
+		mode   migrate.Mode
+		refuse string
+	}{
+		{migrate.ModeStream, ""},
+		{migrate.ModePrecopy, "pre-copy rounds are verified with runc only"},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			p := streamPlan(migrate.StatusPlanned)
+			p.Mode = tc.mode
+			f := lazyFake(t, p)
+			script, err := os.ReadFile("testdata/fakeruntime-lazy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			crun := f.write("rt/crun", string(script))
+			if err := os.Chmod(crun, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f.write("etc/crhook/crhook.toml", "state_dir = \""+f.stateDir()+"\"\n[runtime]\npath = \""+crun+"\"\n")
+			img := filepath.Join(f.root, "img")
+			code, stderr := f.shim("--root", f.runcRoot(), "checkpoint", "--image-path", img, testID)
+			calls := f.calls()
+			if tc.refuse != "" {
+				if code == 0 || !strings.Contains(stderr, tc.refuse) {
+					t.Fatalf("exit %d, want the refusal %q: %s", code, tc.refuse, stderr)
+				}
+				if strings.Contains(calls, "pause") || strings.Contains(calls, "checkpoint") {
+					t.Errorf("crun was paused or dumped:\n%s", calls)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			pause := strings.Index(calls, "pause "+testID)
+			dump := strings.Index(calls, "checkpoint --image-path "+img+" --leave-running "+testID)
+			if pause < 0 || dump < pause || strings.Contains(calls, "--page-server") {
+				t.Errorf("want pause, then a --leave-running dump without --page-server (crun has none); crun calls:\n%s", calls)
+			}
+			if strings.Contains(calls, "resume") {
+				t.Errorf("the dumped tasks were resumed: a second running copy\n%s", calls)
+			}
+			if conf := f.generatedText(); !strings.Contains(conf, "\ntls\ntls-cacert /t/ca.pem\ntls-cert /t/client.pem\ntls-key /t/client-key.pem\npage-server\naddress 10.250.13.2\nport 4321\n") {
+				t.Errorf("generated criu.conf lacks the TLS and page-server lines:\n%s", conf)
+			}
+			if code, stderr := f.shim("--root", f.runcRoot(), "delete", "--force", testID); code != 0 || f.ran("delete") {
+				t.Errorf("delete is not held after the streamed dump (exit %d): %s", code, stderr)
+			}
+		})
 	}
 }

@@ -187,6 +187,11 @@ func measureFacts(ctx context.Context, src, dst *orchestrate.PodmanHost, name st
 		local     *doctor.Report
 		remote    *remoteDoctor
 		remoteErr error
+		// The container's own runtime: a podman runtime other than
+		// crhook's default may wrap another one (crun).
+		rtPath, rtVersion string
+		rtKind            engine.RuntimeKind
+		rtErr             error
 	)
 	wg.Add(1)
 	go func() {
@@ -194,6 +199,7 @@ func measureFacts(ctx context.Context, src, dst *orchestrate.PodmanHost, name st
 		tp, bwErr = orchestrate.MeasureBandwidth(ctx, dst.R)
 		local = localMigrateChecks(ctx)
 		remote, remoteErr = runRemoteChecks(ctx, dst)
+		rtPath, rtKind, rtVersion, rtErr = src.ContainerRuntime(ctx, name)
 	}()
 	mem, memErr := orchestrate.MeasureMemory(ctx, "/proc", pid, window)
 	wg.Wait()
@@ -207,7 +213,15 @@ func measureFacts(ctx context.Context, src, dst *orchestrate.PodmanHost, name st
 	if local.Versions != nil {
 		localRuntime = local.Versions.Runtime
 	}
+	if rtErr == nil {
+		localRuntime = string(rtKind) // what KindOf reads
+	}
 	mc := checkModes(local.Results, localRuntime, remote, remoteErr)
+	if rtErr != nil {
+		mc.evidence = append(mc.evidence, "source: the container's runtime: "+rtErr.Error()+"; judged by crhook's runtime.path")
+	} else {
+		mc.evidence = append(mc.evidence, fmt.Sprintf("source: the container runs on %s %s (podman's runtime %s, asked for its features)", rtKind, rtVersion, rtPath))
+	}
 	f := migrate.Facts{SoftDirty: mc.softDirty, LazyPages: mc.lazy, NoLazyReason: mc.noLazy,
 		MemoryBytes: mem.DumpedBytes, WorkingSetBytes: mem.ReferencedBytes, Bandwidth: tp.BytesPerSecond(), MaxDowntime: maxDowntime}
 	m := &measured{MemoryBytes: mem.DumpedBytes, Processes: mem.Processes, WorkingSetBytes: mem.ReferencedBytes,

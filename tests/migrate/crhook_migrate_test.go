@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +46,9 @@ func setupPodmanMigration(t *testing.T, bed string, index int) *podmanMigration 
 
 // setupPodmanMigrationOn is setupPodmanMigration with the container run
 // by podman runtime runtime (crhook, or crhook-crun: crhook wrapping crun).
-func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string) *podmanMigration {
+//
+// runFlags are more `podman run` flags for the container.
+func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string, runFlags ...string) *podmanMigration {
 	t.Helper()
 	needRoot(t, "runc", "criu", "crhook")
 	if r := run(t, "criu", "check", "--feature", "uffd-noncoop"); r.code != 0 {
@@ -75,8 +78,8 @@ func setupPodmanMigrationOn(t *testing.T, bed string, index int, runtime string)
 		t.Fatalf("copy %s to B: %v\n%s", memhogImage, err, out)
 	}
 	seed := strconv.FormatUint(rand.Uint64()>>1, 10)
-	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime %s --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
-		m.name, runtime, m.ctl, memhogImage, m.mib, seed))
+	h.mustSSH(t, fmt.Sprintf("podman run -d --name %s --runtime %s %s --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 -v %s:/ctl %s /memhog -mib %d -seed %s -ctl /ctl",
+		m.name, runtime, strings.Join(runFlags, " "), m.ctl, memhogImage, m.mib, seed))
 	eventually(t, 60*time.Second, "memhog ready on B", func() bool {
 		_, err := os.Stat(filepath.Join(m.ctl, "ready"))
 		return err == nil
@@ -509,13 +512,19 @@ func TestCrhookMigrateLazySSHDrops(t *testing.T) {
 func (m *podmanMigration) migrateCuttingSSHAfterDump(t *testing.T) (result, map[string]any) {
 	t.Helper()
 	cut := make(chan bool, 1)
+	// Only this migration's archive counts: one a killed crhook left
+	// behind would cut the channel before anything was dumped.
+	before, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar")
 	go func() {
 		deadline := time.Now().Add(2 * time.Minute)
 		for time.Now().Before(deadline) {
-			if tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar"); len(tars) > 0 {
-				m.cutSSH()
-				cut <- true
-				return
+			tars, _ := filepath.Glob("/var/tmp/crhook-migrate-*/checkpoint.tar")
+			for _, tar := range tars {
+				if !slices.Contains(before, tar) {
+					m.cutSSH()
+					cut <- true
+					return
+				}
 			}
 			time.Sleep(time.Millisecond)
 		}
