@@ -369,32 +369,7 @@ func TestCrhookMigrateLazyDaemonKilled(t *testing.T) {
 	}
 	m := setupPodmanMigration(t, "crhook-tk", 7)
 	stateDir := "/run/crhook" // A's crhook state_dir (contrib/crhook.toml)
-	killed := make(chan string, 1)
-	go func() {
-		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
-			plans, _ := filepath.Glob(filepath.Join(stateDir, "containers", "*", "migration.json"))
-			for _, p := range plans {
-				data, err := os.ReadFile(p)
-				if err != nil || !strings.Contains(string(data), `"restored"`) {
-					continue
-				}
-				var plan struct {
-					MigrationID string `json:"migration_id"`
-				}
-				_ = json.Unmarshal(data, &plan)
-				// The daemon itself, not its supervisor: as if it crashed.
-				out, _ := exec.Command("pgrep", "-f", `^\S*criu lazy-pages .*`+plan.MigrationID).Output()
-				for _, pid := range strings.Fields(string(out)) {
-					_ = exec.Command("kill", "-9", pid).Run()
-				}
-				killed <- string(out)
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		killed <- ""
-	}()
+	killed := killLazyDaemonOnceRestored(stateDir)
 	r, s := m.migrate(t)
 	pids := <-killed
 	if r.code == 0 {
@@ -564,4 +539,38 @@ func (m *podmanMigration) sourceRunsAgain(t *testing.T, r result, s map[string]a
 	if got := fields(line); got["bad"] != "0" || got["pages"] != strconv.Itoa(m.mib<<8) {
 		t.Fatalf("memory of the source after the rollback: %s", line)
 	}
+}
+
+// killLazyDaemonOnceRestored SIGKILLs the destination's lazy-pages
+// daemon (the daemon itself, not its supervisor: as if it crashed) the
+// moment a plan under stateDir says restored, while the container faults
+// on pages not yet sent; it sends the pids it killed, "" when none did
+// within 2 minutes.
+func killLazyDaemonOnceRestored(stateDir string) <-chan string {
+	killed := make(chan string, 1)
+	go func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			plans, _ := filepath.Glob(filepath.Join(stateDir, "containers", "*", "migration.json"))
+			for _, p := range plans {
+				data, err := os.ReadFile(p)
+				if err != nil || !strings.Contains(string(data), `"restored"`) {
+					continue
+				}
+				var plan struct {
+					MigrationID string `json:"migration_id"`
+				}
+				_ = json.Unmarshal(data, &plan)
+				out, _ := exec.Command("pgrep", "-f", `^\S*criu lazy-pages .*`+plan.MigrationID).Output()
+				for _, pid := range strings.Fields(string(out)) {
+					_ = exec.Command("kill", "-9", pid).Run()
+				}
+				killed <- string(out)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		killed <- ""
+	}()
+	return killed
 }

@@ -3,9 +3,7 @@
 package migrate
 
 import (
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,33 +47,7 @@ func noZeroPage(t *testing.T) (zero bool) {
 	if got := m.ask(t, "scan", 10*time.Second); got != "scan" {
 		t.Fatalf("memhog's scan: %q", got)
 	}
-	killed := make(chan string, 1)
-	go func() {
-		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
-			plans, _ := filepath.Glob(filepath.Join(stateDir, "containers", "*", "migration.json"))
-			for _, p := range plans {
-				data, err := os.ReadFile(p)
-				if err != nil || !strings.Contains(string(data), `"restored"`) {
-					continue
-				}
-				var plan struct {
-					MigrationID string `json:"migration_id"`
-				}
-				_ = json.Unmarshal(data, &plan)
-				// The daemon itself, not its supervisor: as if it crashed,
-				// while memhog's scan faults on pages it has not sent.
-				out, _ := exec.Command("pgrep", "-f", `^\S*criu lazy-pages .*`+plan.MigrationID).Output()
-				for _, pid := range strings.Fields(string(out)) {
-					_ = exec.Command("kill", "-9", pid).Run()
-				}
-				killed <- string(out)
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-		killed <- ""
-	}()
+	killed := killLazyDaemonOnceRestored(stateDir)
 	r, s := m.migrate(t)
 	pids := <-killed
 	if r.code == 0 {
