@@ -261,6 +261,9 @@ func decideAuto(ctx context.Context, src, dst *orchestrate.PodmanHost, name stri
 type migrateSummary struct {
 	*orchestrate.Summary
 	Measured *measured `json:"measured,omitempty"`
+	// Interrupted says what interrupted the migration's worker, and in
+	// which phase (migrate_worker.go).
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 // resolveMode turns --mode auto into the mode Decide picks, measuring

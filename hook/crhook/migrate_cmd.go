@@ -134,6 +134,8 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	// An interrupt is honoured between steps, never inside one (the
 	// orchestrator's commands run in their own process groups): before
 	// the destination runs it rolls back, after it the migration ends.
+	// Once the worker runs the migration, the signal is forwarded to it
+	// (workerProc.follow); this notice is printed either way.
 	finished := make(chan struct{})
 	defer close(finished)
 	go func() {
@@ -153,14 +155,12 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		return fmt.Errorf("find crhook's own binary: %w", err)
 	}
 	migID := newMigrationID()
+	// The foreground measures (auto) and inspects, nothing more: the
+	// worker (migrate_worker.go) builds its own hosts for the migration.
 	tmp := filepath.Join("/var/tmp", "crhook-migrate-"+migID)
 	src := &orchestrate.PodmanHost{R: orchestrate.Local{}, Crhook: self, TmpDir: tmp}
 	remote := orchestrate.SSH{Dest: dest, Options: sshOpts, ConnectTimeout: f.connect}
-	// Not the source's directory: where both hosts share /var/tmp (two
-	// podman stores on one machine, the test bed) the copy would
-	// truncate the archive it reads.
-	dstTmp := tmp + "-in"
-	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: dstTmp}
+	dst := &orchestrate.PodmanHost{R: remote, Crhook: "crhook", TmpDir: tmp + "-in"}
 	port := f.port
 	timeouts := migrate.Timeouts{Connect: migrate.Duration(f.connect), NoProgress: migrate.Duration(f.noProgress), Total: migrate.Duration(f.total)}
 	out := cmd.OutOrStdout()
@@ -172,8 +172,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err != nil {
 		return err
 	}
-	src.Role, dst.Role = rolesFor(mode)
-	if err := precopyLazyFinal(ctx, mode, final, src, dst, &port); err != nil {
+	if err := precopyLazyFinal(ctx, mode, final, dst, &port); err != nil {
 		return err
 	}
 	if mode == migrate.ModeLazy {
@@ -186,42 +185,44 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 			}
 		}
 	}
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return fmt.Errorf("create %q: %w", tmp, err)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted (%w) before the migration started; nothing was touched", err)
 	}
-	// One ssh connection for the whole migration (its socket in the
-	// private tmp): no key exchange inside the frozen window. Without it
-	// every command connects on its own, as before.
-	if mux, closeMux, err := remote.Multiplex(ctx, tmp); err == nil {
-		defer closeMux()
-		remote = mux
-		dst.R = remote
-	} else {
-		fmt.Fprintf(os.Stderr, "crhook migrate: warning: %v; each command connects on its own\n", err)
-	}
-	defer func() {
-		_, _ = remote.Run(context.Background(), nil, "rm", "-rf", "--", dstTmp)
-		_ = os.RemoveAll(tmp)
-	}()
-	_ = settings // the agent on each host reads its own state_dir
 	onPhase, onPages, stopProgress := terminalProgress(ctx, src, name, auto)
 	defer stopProgress()
-	timer := orchestrate.NewPhaseTimer(nil)
-	s, err := orchestrate.Run(ctx, src, dst, orchestrate.Options{Container: name, Mode: mode, Port: port, MigrationID: migID,
-		Timeouts: timeouts, RemoveSource: f.rm, OnPhase: func(p orchestrate.Phase) {
-			timer.Enter(p)
-			if onPhase != nil {
-				onPhase(p)
-			}
-		}, OnPages: onPages, Policy: precopyPolicy(f.maxDowntime), Final: final})
-	s.Mode, s.Decision = string(mode), decision
-	s.PhasesMS = timer.Took()
+	o := workerOptions{Container: name, Destination: dest, SSHOptions: sshOpts, Mode: mode, Decision: decision, Port: port,
+		MigrationID: migID, Timeouts: timeouts, RemoveSource: f.rm, MaxDowntime: f.maxDowntime, Final: final, Measured: auto,
+		Dir: workerDir(settings.StateDir, migID)}
+	w, err := startWorker(self, o)
+	if err != nil {
+		return err
+	}
+	if !isTerminal(os.Stderr) {
+		// Where to look should this process be killed: the worker goes on.
+		fmt.Fprintf(os.Stderr, "crhook migrate: migration %s: worker pid %d, log %s, summary %s\n", migID, w.cmd.Process.Pid,
+			filepath.Join(o.Dir, workerLogFile), filepath.Join(o.Dir, workerSummaryFile))
+	}
+	ev, err := w.follow(eventHandler{phase: onPhase, pages: onPages, warn: func(text string) {
+		stopProgress()
+		fmt.Fprintf(os.Stderr, "crhook migrate: warning: %s\n", text)
+	}})
 	stopProgress()
-	if f.format == "json" {
-		if jerr := writeJSON(out, migrateSummary{Summary: s, Measured: auto}); jerr != nil {
-			return errors.Join(err, jerr)
+	if err != nil {
+		if f.format == "json" {
+			s := &orchestrate.Summary{Container: name, MigrationID: migID, Mode: string(mode), Decision: decision,
+				SourceState: "unknown", DestinationState: "unknown", Error: err.Error()}
+			if jerr := writeJSON(out, migrateSummary{Summary: s, Measured: auto}); jerr != nil {
+				return errors.Join(err, jerr)
+			}
 		}
-	} else if err == nil {
+		return err
+	}
+	s := ev.Summary
+	if f.format == "json" {
+		if jerr := writeJSON(out, s); jerr != nil {
+			return errors.Join(errorText(ev.Error), jerr)
+		}
+	} else if ev.Error == "" {
 		if auto != nil {
 			fmt.Fprintf(out, "auto chose %s\n", decision)
 		}
@@ -235,17 +236,23 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 		fmt.Fprintf(out, "container %s moved to %s (%s): downtime under %d ms, %d bytes of image%s; source %s\n",
 			name, dest, mode, s.DowntimeMS, s.ImageBytes, pages, s.SourceState)
 	}
-	if err != nil {
-		return fmt.Errorf("%w\nsource: %s\ndestination: %s", err, s.SourceState, s.DestinationState)
+	return errorText(ev.Error)
+}
+
+// errorText is the worker's error, "" none.
+func errorText(text string) error {
+	if text == "" {
+		return nil
 	}
-	return nil
+	return errors.New(text)
 }
 
 // rolesFor says which end runs the page server, and so holds the TLS
-// server's key: the source for lazy (the destination's lazy-pages daemon
-// fetches from it), the destination for stream (the dump goes into it).
-func rolesFor(mode migrate.Mode) (src, dst pki.Role) {
-	if mode == migrate.ModeStream || mode == migrate.ModePrecopy {
+// server's key: the source for lazy and a pre-copy's lazy final dump (the
+// destination's lazy-pages daemon fetches from it), the destination for
+// stream and a pre-copy's streamed final (the dump goes into it).
+func rolesFor(mode, final migrate.Mode) (src, dst pki.Role) {
+	if mode == migrate.ModeStream || mode == migrate.ModePrecopy && final != migrate.ModeLazy {
 		return pki.RoleClient, pki.RoleServer
 	}
 	return pki.RoleServer, pki.RoleClient
@@ -383,5 +390,6 @@ func newMigrateAgentCmd() *cobra.Command {
 		return orchestrate.AgentCleanup(d, a[0], a[1])
 	}})
 	c.AddCommand(precopyAgentCmds(stateDir)...)
+	c.AddCommand(newWorkerCmd())
 	return c
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/crhook/crhook/engine/doctor"
 	"github.com/crhook/crhook/engine/migrate"
 	"github.com/crhook/crhook/engine/migrate/orchestrate"
-	"github.com/crhook/crhook/engine/migrate/pki"
 )
 
 // precopyPrecondition refuses pre-copy where CRIU cannot track dirty
@@ -50,12 +49,10 @@ func parseFinal(s string, mode migrate.Mode) (migrate.Mode, error) {
 }
 
 // precopyLazyFinal readies a pre-copy whose final dump is lazy: refused
-// where post-copy cannot run (finalLazyRefusal); the source runs the
-// page server then, so it holds the TLS server's key and the
-// destination's lazy-pages daemon the client's (the rounds' page
-// servers on the destination get theirs from the agent); and, like
-// --mode lazy, the source's port is picked here when --port is 0.
-func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, src, dst *orchestrate.PodmanHost, port *int) error {
+// where post-copy cannot run (finalLazyRefusal); like --mode lazy, the
+// source's page server port is picked here when --port is 0. (The source
+// then holds the TLS server's key: rolesFor.)
+func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, dst *orchestrate.PodmanHost, port *int) error {
 	if mode != migrate.ModePrecopy || final != migrate.ModeLazy {
 		return nil
 	}
@@ -64,7 +61,6 @@ func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, src, dst *o
 	if err := finalLazyRefusal(local, remote, remoteErr); err != nil {
 		return err
 	}
-	src.Role, dst.Role = pki.RoleServer, pki.RoleClient
 	if *port == 0 {
 		p, err := ephemeralPort()
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"crhook": func() { os.Exit(run(os.Args[1:])) },
+		// The migration worker with a fake migration (migrate_worker_test.go).
+		"crhook-fake-worker": fakeWorkerMain,
 	})
 }
 
