@@ -156,22 +156,7 @@ func TestRunPrecopy(t *testing.T) {
 				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
 				Now:      func() time.Time { return clock }}
 			s, err := Run(context.Background(), src, dst, o)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
-			}
-			at := 0
-			for _, w := range tc.want {
-				i := slices.Index(calls[at:], w)
-				if i < 0 {
-					t.Fatalf("call %s missing or out of order in %v", w, calls)
-				}
-				at += i + 1
-			}
-			for _, n := range tc.never {
-				if slices.Contains(calls, n) {
-					t.Errorf("call %s must not happen: %v", n, calls)
-				}
-			}
+			checkRun(t, s, err, calls, tc.wantErr, tc.want, tc.never, "", "")
 			// Round 1 installs the source's TLS files; later rounds only
 			// update its plan (a second Prepare is refused on a real host).
 			if n := strings.Count(strings.Join(calls, " "), "src.Prepare"); n > 1 {
@@ -331,31 +316,7 @@ func TestRunPrecopyLazyFinal(t *testing.T) {
 				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
 				Now:      func() time.Time { clock = clock.Add(time.Millisecond); return clock }}
 			s, err := Run(context.Background(), src, dst, o)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
-			}
-			if err != nil && !errors.Is(err, ErrMigration) {
-				t.Errorf("error %v does not wrap ErrMigration", err)
-			}
-			at := 0
-			for _, w := range tc.want {
-				i := slices.Index(calls[at:], w)
-				if i < 0 {
-					t.Fatalf("call %s missing or out of order in %v", w, calls)
-				}
-				at += i + 1
-			}
-			for _, n := range tc.never {
-				if slices.Contains(calls, n) {
-					t.Errorf("call %s must not happen: %v", n, calls)
-				}
-			}
-			if tc.srcState != "" && s.SourceState != tc.srcState {
-				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
-			}
-			if tc.dstState != "" && s.DestinationState != tc.dstState {
-				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
-			}
+			checkRun(t, s, err, calls, tc.wantErr, tc.want, tc.never, tc.srcState, tc.dstState)
 			if s.Mode != "precopy" || s.FinalDump != tc.finalDump {
 				t.Errorf("summary mode %q, final dump %q; want precopy, %q", s.Mode, s.FinalDump, tc.finalDump)
 			}

@@ -167,31 +167,7 @@ func TestRunStream(t *testing.T) {
 				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
 				Now:      func() time.Time { clock = clock.Add(time.Second); return clock }}
 			s, err := Run(context.Background(), src, dst, o)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
-			}
-			if err != nil && !errors.Is(err, ErrMigration) {
-				t.Errorf("error %v does not wrap ErrMigration", err)
-			}
-			at := 0
-			for _, w := range tc.want {
-				i := slices.Index(calls[at:], w)
-				if i < 0 {
-					t.Fatalf("call %s missing or out of order in %v", w, calls)
-				}
-				at += i + 1
-			}
-			for _, n := range tc.never {
-				if slices.Contains(calls, n) {
-					t.Errorf("call %s must not happen: %v", n, calls)
-				}
-			}
-			if tc.srcState != "" && s.SourceState != tc.srcState {
-				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
-			}
-			if tc.dstState != "" && s.DestinationState != tc.dstState {
-				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
-			}
+			checkRun(t, s, err, calls, tc.wantErr, tc.want, tc.never, tc.srcState, tc.dstState)
 			if s.Mode != "stream" {
 				t.Errorf("summary mode %q", s.Mode)
 			}
@@ -265,31 +241,7 @@ func TestRun(t *testing.T) {
 				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(5 * time.Second), Total: migrate.Duration(time.Hour)},
 				Now:      func() time.Time { clock = clock.Add(time.Second); return clock }}
 			s, err := Run(context.Background(), src, dst, o)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
-			}
-			if err != nil && !errors.Is(err, ErrMigration) {
-				t.Errorf("error %v does not wrap ErrMigration", err)
-			}
-			at := 0
-			for _, w := range tc.want {
-				i := slices.Index(calls[at:], w)
-				if i < 0 {
-					t.Fatalf("call %s missing or out of order in %v", w, calls)
-				}
-				at += i + 1
-			}
-			for _, n := range tc.never {
-				if slices.Contains(calls, n) {
-					t.Errorf("call %s must not happen: %v", n, calls)
-				}
-			}
-			if tc.srcState != "" && s.SourceState != tc.srcState {
-				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
-			}
-			if tc.dstState != "" && s.DestinationState != tc.dstState {
-				t.Errorf("destination state %q, want %q", s.DestinationState, tc.dstState)
-			}
+			checkRun(t, s, err, calls, tc.wantErr, tc.want, tc.never, tc.srcState, tc.dstState)
 		})
 	}
 }
@@ -387,22 +339,7 @@ func TestRunInterrupted(t *testing.T) {
 			src.interrupt, dst.interrupt = cancel, cancel
 			s, err := Run(ctx, src, dst, Options{Container: "ctr", Mode: tc.mode, Port: 4321, MigrationID: "m1", Poll: time.Nanosecond,
 				Timeouts: migrate.Timeouts{Connect: migrate.Duration(time.Second), NoProgress: migrate.Duration(time.Hour), Total: migrate.Duration(time.Hour)}})
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want %q\ncalls: %v", err, tc.wantErr, calls)
-			}
-			at := 0
-			for _, w := range tc.want {
-				i := slices.Index(calls[at:], w)
-				if i < 0 {
-					t.Fatalf("no %s (in order) in calls %v", w, calls)
-				}
-				at += i + 1
-			}
-			for _, n := range tc.never {
-				if slices.Contains(calls, n) {
-					t.Errorf("%s was called: %v", n, calls)
-				}
-			}
+			checkRun(t, s, err, calls, tc.wantErr, tc.want, tc.never, "", "")
 			if s.SourceState != tc.srcState {
 				t.Errorf("source state %q, want %q", s.SourceState, tc.srcState)
 			}
@@ -410,5 +347,38 @@ func TestRunInterrupted(t *testing.T) {
 				t.Errorf("phase %s, committed want %v", s.Phase, tc.committed)
 			}
 		})
+	}
+}
+
+// checkRun checks what every table case of Run expects: no error when
+// wantErr is "", else one that says wantErr and wraps ErrMigration; the
+// calls of want in that order and none of never; the hosts' states where
+// given.
+func checkRun(t *testing.T, s *Summary, err error, calls []string, wantErr string, want, never []string, srcState, dstState string) {
+	t.Helper()
+	if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+		t.Fatalf("Run error = %v, want %q\ncalls: %v", err, wantErr, calls)
+	}
+	if err != nil && !errors.Is(err, ErrMigration) {
+		t.Errorf("error %v does not wrap ErrMigration", err)
+	}
+	at := 0
+	for _, w := range want {
+		i := slices.Index(calls[at:], w)
+		if i < 0 {
+			t.Fatalf("call %s missing or out of order in %v", w, calls)
+		}
+		at += i + 1
+	}
+	for _, n := range never {
+		if slices.Contains(calls, n) {
+			t.Errorf("call %s must not happen: %v", n, calls)
+		}
+	}
+	if srcState != "" && s.SourceState != srcState {
+		t.Errorf("source state %q, want %q", s.SourceState, srcState)
+	}
+	if dstState != "" && s.DestinationState != dstState {
+		t.Errorf("destination state %q, want %q", s.DestinationState, dstState)
 	}
 }
