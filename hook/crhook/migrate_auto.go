@@ -166,6 +166,22 @@ func orUnknown(s string) string {
 	return s
 }
 
+// sourceRuntime is the runtime container name runs on here, as
+// checkModes reads it ("crun" or "runc"), and the evidence line: the
+// container's own (a podman runtime such as crhook-crun may run
+// crhook-runtime with another runtime.path), or crhook's runtime.path
+// from doctor's report when the container's cannot be asked.
+func sourceRuntime(ctx context.Context, src *orchestrate.PodmanHost, name string, local *doctor.Report) (rt, evidence string) {
+	path, kind, version, err := src.ContainerRuntime(ctx, name)
+	if err == nil {
+		return string(kind), fmt.Sprintf("source: the container runs on %s %s (podman's runtime %s, asked for its features)", kind, version, path)
+	}
+	if local.Versions != nil {
+		rt = local.Versions.Runtime
+	}
+	return rt, "source: the container's runtime: " + err.Error() + "; judged by crhook's runtime.path"
+}
+
 // localMigrateChecks runs doctor's migrate.* checks on this host.
 func localMigrateChecks(ctx context.Context) *doctor.Report {
 	return doctor.RunOnly(ctx, doctor.NewHost(paths()), []string{doctor.RemoteArea})
@@ -181,17 +197,13 @@ func measureFacts(ctx context.Context, src, dst *orchestrate.PodmanHost, name st
 		return migrate.Facts{}, nil, err
 	}
 	var (
-		wg        sync.WaitGroup
-		tp        migrate.Throughput
-		bwErr     error
-		local     *doctor.Report
-		remote    *remoteDoctor
-		remoteErr error
-		// The container's own runtime: a podman runtime other than
-		// crhook's default may wrap another one (crun).
-		rtPath, rtVersion string
-		rtKind            engine.RuntimeKind
-		rtErr             error
+		wg                     sync.WaitGroup
+		tp                     migrate.Throughput
+		bwErr                  error
+		local                  *doctor.Report
+		remote                 *remoteDoctor
+		remoteErr              error
+		srcRuntime, rtEvidence string
 	)
 	wg.Add(1)
 	go func() {
@@ -199,7 +211,7 @@ func measureFacts(ctx context.Context, src, dst *orchestrate.PodmanHost, name st
 		tp, bwErr = orchestrate.MeasureBandwidth(ctx, dst.R)
 		local = localMigrateChecks(ctx)
 		remote, remoteErr = runRemoteChecks(ctx, dst)
-		rtPath, rtKind, rtVersion, rtErr = src.ContainerRuntime(ctx, name)
+		srcRuntime, rtEvidence = sourceRuntime(ctx, src, name, local)
 	}()
 	mem, memErr := orchestrate.MeasureMemory(ctx, "/proc", pid, window)
 	wg.Wait()
@@ -209,19 +221,8 @@ func measureFacts(ctx context.Context, src, dst *orchestrate.PodmanHost, name st
 	if bwErr != nil {
 		return migrate.Facts{}, nil, bwErr
 	}
-	localRuntime := ""
-	if local.Versions != nil {
-		localRuntime = local.Versions.Runtime
-	}
-	if rtErr == nil {
-		localRuntime = string(rtKind) // what KindOf reads
-	}
-	mc := checkModes(local.Results, localRuntime, remote, remoteErr)
-	if rtErr != nil {
-		mc.evidence = append(mc.evidence, "source: the container's runtime: "+rtErr.Error()+"; judged by crhook's runtime.path")
-	} else {
-		mc.evidence = append(mc.evidence, fmt.Sprintf("source: the container runs on %s %s (podman's runtime %s, asked for its features)", rtKind, rtVersion, rtPath))
-	}
+	mc := checkModes(local.Results, srcRuntime, remote, remoteErr)
+	mc.evidence = append(mc.evidence, rtEvidence)
 	f := migrate.Facts{SoftDirty: mc.softDirty, LazyPages: mc.lazy, NoLazyReason: mc.noLazy,
 		MemoryBytes: mem.DumpedBytes, WorkingSetBytes: mem.ReferencedBytes, Bandwidth: tp.BytesPerSecond(), MaxDowntime: maxDowntime}
 	m := &measured{MemoryBytes: mem.DumpedBytes, Processes: mem.Processes, WorkingSetBytes: mem.ReferencedBytes,

@@ -172,7 +172,7 @@ func runMigrate(cmd *cobra.Command, name, destArg string, f migrateFlags) error 
 	if err != nil {
 		return err
 	}
-	if err := precopyLazyFinal(ctx, mode, final, dst, &port); err != nil {
+	if err := precopyLazyFinal(ctx, mode, final, src, dst, name, &port); err != nil {
 		return err
 	}
 	if mode == migrate.ModeLazy {
@@ -306,7 +306,7 @@ func printDryRun(ctx context.Context, w io.Writer, f migrateFlags, mode migrate.
 	}
 	d.Steps = dryRunSteps(mode, name, dest, c.ID, d.PageServer, f.rm)
 	if mode == migrate.ModePrecopy {
-		d.Steps = precopyDryRunSteps(name, dest, c.ID, d.PageServer, precopyPolicy(f.maxDowntime), f.rm, precopyFinalFact(ctx, f, addrs, dst, d.Facts))
+		d.Steps = precopyDryRunSteps(name, dest, c.ID, d.PageServer, precopyPolicy(f.maxDowntime), f.rm, precopyFinalFact(ctx, f, addrs, src, dst, name, d.Facts))
 	}
 	return writeDryRun(w, f.format, d)
 }

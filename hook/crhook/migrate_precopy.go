@@ -52,13 +52,14 @@ func parseFinal(s string, mode migrate.Mode) (migrate.Mode, error) {
 // where post-copy cannot run (finalLazyRefusal); like --mode lazy, the
 // source's page server port is picked here when --port is 0. (The source
 // then holds the TLS server's key: rolesFor.)
-func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, dst *orchestrate.PodmanHost, port *int) error {
+func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, src, dst *orchestrate.PodmanHost, name string, port *int) error {
 	if mode != migrate.ModePrecopy || final != migrate.ModeLazy {
 		return nil
 	}
 	local := localMigrateChecks(ctx)
+	rt, _ := sourceRuntime(ctx, src, name, local)
 	remote, remoteErr := runRemoteChecks(ctx, dst)
-	if err := finalLazyRefusal(local, remote, remoteErr); err != nil {
+	if err := finalLazyRefusal(local, rt, remote, remoteErr); err != nil {
 		return err
 	}
 	if *port == 0 {
@@ -75,13 +76,10 @@ func precopyLazyFinal(ctx context.Context, mode, final migrate.Mode, dst *orches
 // hosts, or nil: doctor's checks on both read as for --mode lazy and
 // auto (checkModes, the one copy of the rule: userfaultfd on both ends,
 // pipes CRIU can grow for the source's page server, runc and not crun).
-// Checks that could not run block nothing: CRIU will say.
-func finalLazyRefusal(local *doctor.Report, remote *remoteDoctor, remoteErr error) error {
-	rt := ""
-	if local.Versions != nil {
-		rt = local.Versions.Runtime
-	}
-	if mc := checkModes(local.Results, rt, remote, remoteErr); !mc.lazy {
+// Checks that could not run block nothing: CRIU will say. srcRuntime is
+// the container's runtime here (sourceRuntime).
+func finalLazyRefusal(local *doctor.Report, srcRuntime string, remote *remoteDoctor, remoteErr error) error {
+	if mc := checkModes(local.Results, srcRuntime, remote, remoteErr); !mc.lazy {
 		return fmt.Errorf("--final lazy needs post-copy on both hosts, and it cannot run: %s; use --final stream", mc.noLazy)
 	}
 	return nil
@@ -96,14 +94,16 @@ type precopyFinal struct {
 
 // precopyFinalFact is the final dump --dry-run describes; it adds to facts
 // whether a lazy one could run (final_dump).
-func precopyFinalFact(ctx context.Context, f migrateFlags, addrs orchestrate.Addresses, dst *orchestrate.PodmanHost, facts map[string]string) precopyFinal {
+func precopyFinalFact(ctx context.Context, f migrateFlags, addrs orchestrate.Addresses, src, dst *orchestrate.PodmanHost, name string, facts map[string]string) precopyFinal {
 	fin := precopyFinal{mode: migrate.Mode(f.final), ps: migrate.PageServer{Address: addrs.Source, Port: f.port}}
 	if fin.mode != migrate.ModeLazy {
 		facts["final_dump"] = "stream"
 		return fin
 	}
+	local := localMigrateChecks(ctx)
+	rt, _ := sourceRuntime(ctx, src, name, local)
 	remote, remoteErr := runRemoteChecks(ctx, dst)
-	if err := finalLazyRefusal(localMigrateChecks(ctx), remote, remoteErr); err != nil {
+	if err := finalLazyRefusal(local, rt, remote, remoteErr); err != nil {
 		facts["final_dump"] = "lazy: refused: " + err.Error()
 	} else {
 		facts["final_dump"] = "lazy: possible"

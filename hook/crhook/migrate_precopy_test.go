@@ -63,11 +63,16 @@ func TestFinalLazyRefusal(t *testing.T) {
 		local     *doctor.Report
 		remote    *remoteDoctor
 		remoteErr error
-		want      string
+		// srcRuntime: the container's own runtime ("": crhook's, as
+		// doctor reports it).
+		srcRuntime string
+		want       string
 	}{
 		{name: "both can", local: &doctor.Report{Results: here, Versions: runc}, remote: dest},
 		{name: "crun here", local: &doctor.Report{Results: here, Versions: &doctor.Versions{Runtime: "crun"}}, remote: dest,
 			want: "source: the runtime is crun, which has no --lazy-pages"},
+		{name: "a crun container, runc as crhook's runtime", local: &doctor.Report{Results: here, Versions: runc}, remote: dest,
+			srcRuntime: "crun", want: "source: the runtime is crun, which has no --lazy-pages"},
 		{name: "crun there", local: &doctor.Report{Results: here, Versions: runc},
 			remote: &remoteDoctor{Schema: 1, Checks: dest.Checks, Versions: &doctor.Versions{Runtime: "crun"}}, want: "destination: the runtime is crun"},
 		{name: "small pipes here", local: &doctor.Report{Results: []doctor.Result{here[0],
@@ -79,7 +84,11 @@ func TestFinalLazyRefusal(t *testing.T) {
 		{name: "destination not checked", local: &doctor.Report{Results: here, Versions: runc}, remoteErr: errors.New("ssh: exit 255")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := finalLazyRefusal(tc.local, tc.remote, tc.remoteErr)
+			rt := tc.srcRuntime
+			if rt == "" {
+				rt = tc.local.Versions.Runtime
+			}
+			err := finalLazyRefusal(tc.local, rt, tc.remote, tc.remoteErr)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
